@@ -1,0 +1,520 @@
+"""
+nanogrow model: one file, two architectures.
+
+  arch="gpt2"  : learned position embeddings, LayerNorm, GELU MLP, tied embedding / LM head (GPT-2)
+  arch="llama" : RoPE, RMSNorm, SwiGLU MLP, grouped-query attention, untied head by default (Llama)
+
+Both share one module layout so that growth (grow.py) and inheritance (inherit.py) are plain operations
+on `model.blocks` (an nn.ModuleList) and on state dicts:
+
+  wte, [wpe], blocks[i].{ln_1, attn.{q_proj,k_proj,v_proj,o_proj}, ln_2, mlp.{up_proj,[gate_proj],down_proj}},
+  ln_f, lm_head
+
+The bottom of the file has checkpoint I/O (atomic, verified) and Hugging Face import/export.
+"""
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class GPTConfig:
+    arch: str = "gpt2"              # "gpt2" or "llama"
+    block_size: int = 1024          # longest sequence (context length)
+    vocab_size: int = 50304         # GPT-2's 50257 padded up to a multiple of 64 for fast matmuls
+    n_layer: int = 12
+    n_head: int = 12
+    n_kv_head: int = None           # grouped-query attention (llama); None = n_head
+    n_embd: int = 768
+    intermediate_size: int = None   # MLP hidden size; None = 4*n_embd (gpt2) or ~8/3*n_embd (llama)
+    dropout: float = 0.0
+    bias: bool = False              # biases in Linear and LayerNorm (gpt2; HF GPT-2 has them)
+    tie_embeddings: bool = None     # share wte and lm_head; None = True for gpt2, False for llama
+    scale_attn_by_inverse_layer_idx: bool = False  # gpt2: attention logits / (layer_idx+1) (Inheritune)
+    rope_theta: float = 10000.0     # llama
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.arch not in ("gpt2", "llama"):
+            raise ValueError(f"GPTConfig.arch={self.arch!r}: must be 'gpt2' or 'llama'")
+        if self.n_kv_head is None:
+            self.n_kv_head = self.n_head
+        if self.tie_embeddings is None:
+            self.tie_embeddings = self.arch == "gpt2"
+        if self.intermediate_size is None:
+            # llama: 2/3 of 4*d keeps SwiGLU's three matrices at the cost of GPT's two; round up to 64
+            self.intermediate_size = 4 * self.n_embd if self.arch == "gpt2" else 64 * math.ceil(8 * self.n_embd / 3 / 64)
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"GPTConfig.{name}={getattr(self, name)}: must be a positive integer")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
+                             f"pick n_head among the divisors of n_embd")
+        if self.n_head % self.n_kv_head != 0:
+            raise ValueError(f"GPTConfig: n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}")
+        if self.arch == "llama" and (self.n_embd // self.n_head) % 2 != 0:
+            raise ValueError(f"GPTConfig: RoPE needs an even head size, got n_embd/n_head={self.n_embd // self.n_head}")
+        if self.arch == "gpt2" and self.n_kv_head != self.n_head:
+            raise ValueError("GPTConfig: grouped-query attention (n_kv_head != n_head) is a llama feature")
+
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Modules
+
+def norm_layer(config):
+    if config.arch == "gpt2":
+        return nn.LayerNorm(config.n_embd, eps=config.norm_eps, bias=config.bias)
+    return nn.RMSNorm(config.n_embd, eps=config.norm_eps)
+
+
+def rope_cache(config):
+    """cos, sin of shape (block_size, head_dim) for the 'rotate half' RoPE layout used by HF Llama."""
+    hd = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))  # (hd/2,)
+    angles = torch.outer(torch.arange(config.block_size, dtype=torch.float32), inv_freq)      # (T, hd/2)
+    angles = torch.cat([angles, angles], dim=-1)                                               # (T, hd)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x, cos, sin):
+    # x: (B, nh, T, hd); cos, sin: (T, hd). Rotates pairs (i, i + hd/2) by position-dependent angles.
+    x1, x2 = x.chunk(2, dim=-1)
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        hd, bias = config.head_dim, config.bias
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.n_kv_head, hd
+        self.q_proj = nn.Linear(config.n_embd, config.n_head * hd, bias=bias)
+        self.k_proj = nn.Linear(config.n_embd, config.n_kv_head * hd, bias=bias)
+        self.v_proj = nn.Linear(config.n_embd, config.n_kv_head * hd, bias=bias)
+        self.o_proj = nn.Linear(config.n_head * hd, config.n_embd, bias=bias)
+        self.dropout = config.dropout
+        self.scale = 1.0 / math.sqrt(hd)
+        if config.scale_attn_by_inverse_layer_idx:  # GPT-2 option used by Inheritune: deeper layers, softer logits
+            self.scale /= layer_idx + 1
+
+    def forward(self, x, rope=None):
+        B, T, C = x.shape
+        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # (B, nh, T, hd)
+        k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        if rope is not None:
+            cos, sin = rope
+            q, k = apply_rope(q, cos[:T], sin[:T]), apply_rope(k, cos[:T], sin[:T])
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale,
+                                           dropout_p=self.dropout if self.training else 0.0,
+                                           enable_gqa=self.n_kv_head != self.n_head)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)                              # (B, T, C)
+        return self.o_proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        d, h, bias = config.n_embd, config.intermediate_size, config.bias
+        self.llama = config.arch == "llama"
+        self.up_proj = nn.Linear(d, h, bias=bias)
+        if self.llama:
+            self.gate_proj = nn.Linear(d, h, bias=bias)
+        self.down_proj = nn.Linear(h, d, bias=bias)
+
+    def forward(self, x):
+        if self.llama:
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # SwiGLU
+        return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))    # GPT-2's "gelu_new"
+
+
+class Block(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.ln_1 = norm_layer(config)
+        self.attn = Attention(config, layer_idx)
+        self.ln_2 = norm_layer(config)
+        self.mlp = MLP(config)
+        self.dropout = nn.Dropout(config.dropout)
+        # Blend factor m in out = x + m * (block(x) - x). It is 1 for every ordinary block; G_random growth
+        # (grow.py) starts a new block at m = 0, which is the identity, and ramps m to 1 (MSG-style).
+        self.register_buffer("ramp", torch.ones(()))
+
+    def forward(self, x, rope=None):
+        h = x + self.dropout(self.attn(self.ln_1(x), rope))
+        h = h + self.dropout(self.mlp(self.ln_2(h)))
+        return x + self.ramp * (h - x)
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.arch == "gpt2":
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            cos, sin = rope_cache(config)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.ln_f = norm_layer(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                # residual-stream projections: std 0.02/sqrt(2L) so the residual variance does not grow with depth
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx, targets=None):
+        """idx: (B, T) token ids; targets: (B, T) or None (-1 is ignored). Returns logits (B, T, V), loss."""
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of length {T} is longer than block_size={self.config.block_size}")
+        x = self.wte(idx)                                                            # (B, T, C)
+        rope = None
+        if self.config.arch == "gpt2":
+            x = x + self.wpe(torch.arange(T, device=idx.device))
+        else:
+            rope = (self.rope_cos, self.rope_sin)
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x, rope)
+        logits = self.lm_head(self.ln_f(x))                                          # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    # --- accounting -------------------------------------------------------------------------------------------
+    def num_params(self, non_embedding=True):
+        """Parameter count. non_embedding=True leaves out the token and position embeddings (an untied LM
+        head is a matmul, so it stays); that is the N of scaling laws and of the Gstack growth factor g."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.wte.weight.numel()
+            if self.config.tie_embeddings:
+                n += self.lm_head.weight.numel()  # the tied head still costs a matmul; count it once
+            if self.config.arch == "gpt2":
+                n -= self.wpe.weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len=None):
+        """Training FLOPs per token, forward + backward: 6N + 12*L*C*T (PaLM appendix B; N includes the head)."""
+        c = self.config
+        T = seq_len or c.block_size
+        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T
+
+    def estimate_mfu(self, tokens_per_iter, dt, peak_flops=None, seq_len=None):
+        """Model FLOPs utilisation: achieved FLOP/s over the device's dense bf16 peak (None when unknown, e.g. CPU)."""
+        peak = peak_flops or device_peak_flops()
+        if not peak:
+            return None
+        return self.flops_per_token(seq_len) * tokens_per_iter / dt / peak
+
+    # --- training and sampling --------------------------------------------------------------------------------
+    def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
+        """AdamW; weight decay on 2-D weights (matmuls, embeddings) only, never on norms or biases."""
+        params = {n: p for n, p in self.named_parameters() if p.requires_grad}
+        decay = [p for p in params.values() if p.dim() >= 2]
+        no_decay = [p for p in params.values() if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+        """Sample max_new_tokens continuing idx (B, T); the context is cropped to block_size."""
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size:])
+            logits = logits[:, -1, :] / max(temperature, 1e-6)
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits[logits < v[:, [-1]]] = -float("inf")
+            idx = torch.cat([idx, torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)], dim=1)
+        return idx
+
+
+# dense bf16 tensor-core peaks (FLOP/s) by device name; override with peak_flops=
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10G": 125e12, "L4": 121e12, "4090": 165e12}
+
+
+def device_peak_flops():
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Checkpoints: written atomically (temp file, fsync, rename) and verified on load with a digest of every tensor,
+# so a crash mid-write never leaves a half-written file under the real name, and a damaged file is named.
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def _tensor_digest(obj):
+    h = hashlib.sha256()
+
+    def walk(o):
+        if isinstance(o, torch.Tensor):
+            t = o.detach().cpu().contiguous().reshape(-1)  # 1-D: 0-dim tensors cannot be viewed as bytes
+            h.update(str((t.dtype, tuple(t.shape))).encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(o, dict):
+            for k in sorted(o, key=str):
+                h.update(str(k).encode())
+                walk(o[k])
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                walk(v)
+    walk(obj)
+    return h.hexdigest()
+
+
+def save_checkpoint(ckpt, path):
+    """Atomically write a checkpoint dict: the file under `path` is always either the old one or the new one."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ckpt = dict(ckpt, digest=_tensor_digest({k: v for k, v in ckpt.items() if k != "digest"}))
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load and verify a checkpoint; raises CheckpointError naming the file when it is missing or damaged."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupted and cannot be read "
+                              f"({type(e).__name__}: {e}); use an earlier checkpoint") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
+        raise CheckpointError(f"{path} is not a nanogrow checkpoint (no 'model' / 'model_args' entries)")
+    digest = ckpt.get("digest")
+    if digest is not None and digest != _tensor_digest({k: v for k, v in ckpt.items() if k != "digest"}):
+        raise CheckpointError(f"checkpoint {path} is corrupted: its tensors do not match the digest written "
+                              f"with it; use an earlier checkpoint")
+    return ckpt
+
+
+def checkpoint_paths(out_dir):
+    """A run's checkpoints, oldest first (ckpt_<iter>.pt, zero-padded so names sort by iteration)."""
+    if not os.path.isdir(out_dir):
+        return []
+    return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir)
+                  if f.startswith("ckpt_") and f.endswith(".pt"))
+
+
+def find_checkpoint(path, map_location="cpu", log=print):
+    """Load a checkpoint file, or the newest good one of a run folder. A damaged newest checkpoint is named and
+    skipped for the one before it, so a crash during a write (or a bad disk block) costs one interval, not the run."""
+    if os.path.isfile(path):
+        return load_checkpoint(path, map_location), path
+    paths = checkpoint_paths(path)
+    if not paths:
+        raise CheckpointError(f"no checkpoint found at {path}: expected a ckpt_*.pt file or a run folder "
+                              f"holding them (train.py writes them to out_dir)")
+    for p in reversed(paths):
+        try:
+            return load_checkpoint(p, map_location), p
+        except CheckpointError as e:
+            log(f"WARNING: {e}; falling back to the checkpoint before it")
+    raise CheckpointError(f"every checkpoint in {path} is damaged: {[os.path.basename(p) for p in paths]}")
+
+
+def model_from_checkpoint(path_or_ckpt, device="cpu"):
+    """Build the GPT stored in a checkpoint (a file, a run folder, or a loaded dict). Returns (model, ckpt)."""
+    ckpt = find_checkpoint(path_or_ckpt)[0] if isinstance(path_or_ckpt, str) else path_or_ckpt
+    model = GPT(GPTConfig(**ckpt["model_args"]))
+    # checkpoints of torch.compile'd models carry an '_orig_mod.' prefix
+    state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    model.load_state_dict(state)
+    return model.to(device), ckpt
+
+
+def config_dict(config):
+    return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Hugging Face checkpoints (local directories only): config.json + model.safetensors / pytorch_model.bin,
+# sharded or not. GPT-2 stores its projections as Conv1D, i.e. transposed, with q, k, v fused in c_attn.
+
+def _hf_read_weights(path):
+    def read(file):
+        if file.endswith(".safetensors"):
+            try:
+                from safetensors.torch import load_file
+            except ImportError:
+                raise ImportError(f"{file} is a safetensors file: pip install safetensors") from None
+            return load_file(os.path.join(path, file))
+        return torch.load(os.path.join(path, file), map_location="cpu", weights_only=True)
+
+    for single, index in (("model.safetensors", "model.safetensors.index.json"),
+                          ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        if os.path.isfile(os.path.join(path, index)):
+            with open(os.path.join(path, index)) as f:
+                files = sorted(set(json.load(f)["weight_map"].values()))
+            return {k: v for file in files for k, v in read(file).items()}
+        if os.path.isfile(os.path.join(path, single)):
+            return read(single)
+    raise FileNotFoundError(f"{path}: no model.safetensors or pytorch_model.bin (sharded or not) found")
+
+
+def from_hf(path):
+    """Load a local Hugging Face GPT-2 or Llama checkpoint directory into a GPT."""
+    cfg_file = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg_file):
+        raise FileNotFoundError(f"{cfg_file} not found: init_from must be a local Hugging Face model directory")
+    with open(cfg_file) as f:
+        hf = json.load(f)
+    sd = _hf_read_weights(path)
+    kind = hf.get("model_type")
+    if kind == "gpt2":
+        config = GPTConfig(arch="gpt2", block_size=hf["n_positions"], vocab_size=hf["vocab_size"],
+                           n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
+                           intermediate_size=hf.get("n_inner") or 4 * hf["n_embd"], bias=True,
+                           tie_embeddings=True, norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+                           scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False))
+        ours = _gpt2_from_hf_state(sd, config)
+    elif kind == "llama":
+        config = GPTConfig(arch="llama", block_size=hf["max_position_embeddings"], vocab_size=hf["vocab_size"],
+                           n_layer=hf["num_hidden_layers"], n_head=hf["num_attention_heads"],
+                           n_kv_head=hf.get("num_key_value_heads") or hf["num_attention_heads"],
+                           n_embd=hf["hidden_size"], intermediate_size=hf["intermediate_size"], bias=False,
+                           tie_embeddings=hf.get("tie_word_embeddings", False),
+                           norm_eps=hf.get("rms_norm_eps", 1e-6), rope_theta=hf.get("rope_theta", 10000.0))
+        ours = {_llama_key_from_hf(k): v for k, v in sd.items() if "rotary_emb" not in k}
+        if config.tie_embeddings:
+            ours.pop("lm_head.weight", None)
+    else:
+        raise ValueError(f"{cfg_file}: model_type={kind!r} is not supported (only 'gpt2' and 'llama')")
+    model = GPT(config)
+    missing, unexpected = model.load_state_dict(ours, strict=False)
+    missing = [k for k in missing if not k.endswith(".ramp") and not (config.tie_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model
+
+
+def _gpt2_from_hf_state(sd, config):
+    sd = {k.removeprefix("transformer."): v for k, v in sd.items()}
+    C = config.n_embd
+    out = {"wte.weight": sd["wte.weight"], "wpe.weight": sd["wpe.weight"],
+           "ln_f.weight": sd["ln_f.weight"], "ln_f.bias": sd["ln_f.bias"]}
+    for i in range(config.n_layer):
+        p, q = f"h.{i}.", f"blocks.{i}."
+        for n in ("ln_1", "ln_2"):
+            out[q + n + ".weight"], out[q + n + ".bias"] = sd[p + n + ".weight"], sd[p + n + ".bias"]
+        w, b = sd[p + "attn.c_attn.weight"].t(), sd[p + "attn.c_attn.bias"]  # Conv1D (C, 3C) -> Linear (3C, C)
+        for j, n in enumerate(("q_proj", "k_proj", "v_proj")):
+            out[q + f"attn.{n}.weight"], out[q + f"attn.{n}.bias"] = w[j * C:(j + 1) * C], b[j * C:(j + 1) * C]
+        for src, dst in (("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"), ("mlp.c_proj", "mlp.down_proj")):
+            out[q + dst + ".weight"], out[q + dst + ".bias"] = sd[p + src + ".weight"].t(), sd[p + src + ".bias"]
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+_LLAMA_RENAMES = [("model.embed_tokens.", "wte."), ("model.norm.", "ln_f."), ("model.layers.", "blocks."),
+                  (".self_attn.", ".attn."), (".input_layernorm.", ".ln_1."), (".post_attention_layernorm.", ".ln_2.")]
+
+
+def _llama_key_from_hf(k):
+    for a, b in _LLAMA_RENAMES:
+        k = k.replace(a, b)
+    return k
+
+
+def _llama_key_to_hf(k):
+    for a, b in _LLAMA_RENAMES:
+        k = k.replace(b, a)
+    return k
+
+
+def to_hf(model, path):
+    """Write a GPT as a Hugging Face directory (config.json + model.safetensors, or pytorch_model.bin when
+    safetensors is not installed) with the official key names, loadable by transformers' AutoModelForCausalLM."""
+    c = model.config
+    os.makedirs(path, exist_ok=True)
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.endswith(".ramp")}
+    if any(float(b.ramp) != 1.0 for b in model.blocks):
+        raise ValueError("to_hf: a block is still being ramped in (G_random growth); finish the ramp first")
+    if c.arch == "gpt2":
+        hf_cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
+                  "n_positions": c.block_size, "n_ctx": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer,
+                  "n_head": c.n_head, "n_inner": c.intermediate_size, "activation_function": "gelu_new",
+                  "layer_norm_epsilon": c.norm_eps, "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
+                  "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "tie_word_embeddings": True}
+        if not c.tie_embeddings:
+            raise ValueError("to_hf: Hugging Face GPT-2 always ties the embedding and LM head; this model does not")
+        out = _gpt2_to_hf_state(sd, c)
+    else:
+        hf_cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": c.vocab_size,
+                  "hidden_size": c.n_embd, "intermediate_size": c.intermediate_size, "num_hidden_layers": c.n_layer,
+                  "num_attention_heads": c.n_head, "num_key_value_heads": c.n_kv_head, "hidden_act": "silu",
+                  "max_position_embeddings": c.block_size, "rms_norm_eps": c.norm_eps, "rope_theta": c.rope_theta,
+                  "tie_word_embeddings": c.tie_embeddings, "attention_bias": False, "mlp_bias": False}
+        if c.bias:
+            raise ValueError("to_hf: this Llama model has biases, which the Hugging Face Llama layout cannot hold")
+        out = {_llama_key_to_hf(k): v for k, v in sd.items()}
+        if c.tie_embeddings:
+            out.pop("lm_head.weight", None)
+    hf_cfg["torch_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(hf_cfg, f, indent=2)
+    out = {k: v.contiguous().clone() for k, v in out.items()}
+    try:
+        from safetensors.torch import save_file
+        save_file(out, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+    except ImportError:
+        torch.save(out, os.path.join(path, "pytorch_model.bin"))
+
+
+def _gpt2_to_hf_state(sd, c):
+    C = c.n_embd
+
+    def bias(key, n):  # our bias-free GPT-2 writes zero biases: HF GPT-2 always has them
+        return sd.get(key, torch.zeros(n))
+    out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
+           "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": bias("ln_f.bias", C)}
+    for i in range(c.n_layer):
+        p, q = f"transformer.h.{i}.", f"blocks.{i}."
+        for n in ("ln_1", "ln_2"):
+            out[p + n + ".weight"], out[p + n + ".bias"] = sd[q + n + ".weight"], bias(q + n + ".bias", C)
+        qkv = ("q_proj", "k_proj", "v_proj")
+        out[p + "attn.c_attn.weight"] = torch.cat([sd[q + f"attn.{n}.weight"] for n in qkv]).t()
+        out[p + "attn.c_attn.bias"] = torch.cat([bias(q + f"attn.{n}.bias", C) for n in qkv])
+        for src, dst, n in (("attn.c_proj", "attn.o_proj", C), ("mlp.c_fc", "mlp.up_proj", c.intermediate_size),
+                            ("mlp.c_proj", "mlp.down_proj", C)):
+            out[p + src + ".weight"] = sd[q + dst + ".weight"].t()
+            out[p + src + ".bias"] = bias(q + dst + ".bias", n)
+    return out
