@@ -1,0 +1,69 @@
+"""
+Settings for train.py, nanoGPT style: module-level defaults, then an optional config file, then --key=value.
+
+    python train.py config/gstack_tiny.py --batch_size=32 --compile=False
+
+A config file is plain Python (its top-level names are settings) or JSON (a run's own out_dir/config.json, so a
+later run can repeat an earlier one). Every name must be a known setting and every value must have the
+default's type (None defaults take anything; an int is accepted where a float is expected), so a typo stops
+the run with the name and the list of valid settings instead of being silently ignored.
+"""
+
+import ast
+import difflib
+import json
+import os
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _check(key, value, defaults, source):
+    if key not in defaults:
+        close = difflib.get_close_matches(key, defaults, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown setting {key!r} in {source}{hint}. Valid settings: {', '.join(sorted(defaults))}")
+    want = defaults[key]
+    if want is None or value is None:
+        return value
+    if isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not type(want):
+        raise ConfigError(f"setting {key!r} in {source} must be {type(want).__name__} like its default "
+                          f"{want!r}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def parse_value(text):
+    """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, '[0,1]' -> [0, 1]; anything else stays a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(defaults, argv):
+    """Return a copy of `defaults` updated by config files and --key=value arguments, in order."""
+    config = dict(defaults)
+    for arg in argv:
+        if arg.startswith("--"):
+            key, sep, text = arg[2:].partition("=")
+            if not sep:
+                raise ConfigError(f"argument {arg!r}: expected --key=value")
+            config[key] = _check(key, parse_value(text), defaults, "the command line")
+            continue
+        if not os.path.isfile(arg):
+            raise ConfigError(f"config file {arg!r} does not exist (arguments are config files or --key=value)")
+        if arg.endswith(".json"):
+            with open(arg) as f:
+                values = json.load(f)
+        else:
+            namespace = {}
+            with open(arg) as f:
+                exec(compile(f.read(), arg, "exec"), namespace)
+            values = {k: v for k, v in namespace.items() if not k.startswith("_") and not callable(v)
+                      and type(v).__name__ != "module"}
+        for key, value in values.items():
+            config[key] = _check(key, value, defaults, arg)
+    return config

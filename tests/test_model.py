@@ -1,0 +1,144 @@
+import json
+import os
+
+import pytest
+import torch
+
+from model import GPT, GPTConfig, from_hf, to_hf
+
+
+def tiny(arch, **kw):
+    base = dict(arch=arch, block_size=32, vocab_size=101, n_layer=2, n_head=4, n_embd=32)
+    if arch == "llama":
+        base.update(n_kv_head=2)
+    base.update(kw)
+    torch.manual_seed(0)
+    return GPT(GPTConfig(**base))
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_forward_backward_shapes(arch):
+    m = tiny(arch)
+    x = torch.randint(0, 101, (3, 17))
+    logits, loss = m(x, x)
+    assert logits.shape == (3, 17, 101)
+    assert loss.ndim == 0 and abs(loss.item() - torch.log(torch.tensor(101.0)).item()) < 0.5  # ~uniform at init
+    loss.backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and p.grad.shape == p.shape, name
+        assert torch.isfinite(p.grad).all(), name
+    assert m(x)[1] is None
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_causality(arch):
+    """A position's logits depend only on it and earlier tokens."""
+    m = tiny(arch).eval()
+    x = torch.randint(0, 101, (2, 20))
+    y = x.clone()
+    y[:, 12:] = torch.randint(0, 101, (2, 8))
+    lx, ly = m(x)[0], m(y)[0]
+    torch.testing.assert_close(lx[:, :12], ly[:, :12], rtol=0, atol=1e-6)
+    assert (lx[:, 12:] - ly[:, 12:]).abs().max() > 1e-3
+
+
+def test_architectures_differ_as_specified():
+    g, l = tiny("gpt2"), tiny("llama", tie_embeddings=False)
+    assert g.lm_head.weight is g.wte.weight and l.lm_head.weight is not l.wte.weight
+    assert isinstance(g.blocks[0].ln_1, torch.nn.LayerNorm) and isinstance(l.blocks[0].ln_1, torch.nn.RMSNorm)
+    assert hasattr(g, "wpe") and not hasattr(l, "wpe")
+    assert hasattr(l.blocks[0].mlp, "gate_proj") and not hasattr(g.blocks[0].mlp, "gate_proj")
+    assert l.blocks[0].attn.k_proj.weight.shape == (2 * 8, 32)  # GQA: 2 kv heads of size 8
+    assert l.config.intermediate_size == 128  # ~8/3 * 32 rounded up to 64
+
+
+def test_inverse_layer_idx_scaling_changes_deeper_layers_only():
+    a, b = tiny("gpt2"), tiny("gpt2", scale_attn_by_inverse_layer_idx=True)
+    assert a.blocks[0].attn.scale == b.blocks[0].attn.scale
+    assert b.blocks[1].attn.scale == pytest.approx(a.blocks[1].attn.scale / 2)
+
+
+HF_GPT2_BLOCK_KEYS = {"ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                      "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                      "mlp.c_proj.weight", "mlp.c_proj.bias"}
+HF_LLAMA_BLOCK_KEYS = {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+                       "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
+                       "mlp.down_proj.weight", "input_layernorm.weight", "post_attention_layernorm.weight"}
+
+
+def exported_keys(path):
+    f = os.path.join(path, "model.safetensors")
+    if os.path.exists(f):
+        from safetensors.torch import load_file
+        return load_file(f)
+    return torch.load(os.path.join(path, "pytorch_model.bin"), weights_only=True)
+
+
+@pytest.mark.parametrize("arch,kw", [("gpt2", {"bias": True}), ("gpt2", {}), ("llama", {}),
+                                     ("llama", {"tie_embeddings": True}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True})])
+def test_hf_round_trip_identical_logits_and_official_keys(tmp_path, arch, kw):
+    m = tiny(arch, **kw).eval()
+    with torch.no_grad():  # non-trivial norms and biases, so a dropped or transposed tensor would show
+        for n, p in m.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    to_hf(m, str(tmp_path))
+    sd = exported_keys(str(tmp_path))
+    cfg = json.load(open(tmp_path / "config.json"))
+    if arch == "gpt2":
+        assert cfg["model_type"] == "gpt2" and sd["transformer.h.0.attn.c_attn.weight"].shape == (32, 96)  # Conv1D
+        want = {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight", "transformer.ln_f.bias"}
+        want |= {f"transformer.h.{i}.{k}" for i in range(2) for k in HF_GPT2_BLOCK_KEYS}
+    else:
+        assert cfg["model_type"] == "llama" and cfg["num_key_value_heads"] == 2
+        want = {"model.embed_tokens.weight", "model.norm.weight"} | {f"model.layers.{i}.{k}" for i in range(2) for k in HF_LLAMA_BLOCK_KEYS}
+        if not m.config.tie_embeddings:
+            want.add("lm_head.weight")
+    assert set(sd) == want
+    m2 = from_hf(str(tmp_path)).eval()
+    x = torch.randint(0, 101, (2, 16))
+    torch.testing.assert_close(m2(x)[0], m(x)[0], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_hf_export_matches_transformers(tmp_path, arch):
+    """Where transformers is installed, its own model on our export gives our logits."""
+    transformers = pytest.importorskip("transformers")
+    m = tiny(arch, **({"bias": True} if arch == "gpt2" else {})).eval()
+    to_hf(m, str(tmp_path))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path)).eval()
+    x = torch.randint(0, 101, (2, 16))
+    torch.testing.assert_close(hf(x).logits, m(x)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_hf_import_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        from_hf(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(FileNotFoundError, match="model.safetensors or pytorch_model.bin"):
+        from_hf(str(tmp_path))
+
+
+@pytest.mark.parametrize("bad,msg", [(dict(n_embd=30, n_head=4), "not divisible by n_head"),
+                                     (dict(arch="bert"), "must be 'gpt2' or 'llama'"),
+                                     (dict(arch="llama", n_head=4, n_kv_head=3), "not a multiple of n_kv_head"),
+                                     (dict(n_layer=0), "n_layer=0")])
+def test_config_errors(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        GPTConfig(**bad)
+
+
+def test_sequence_too_long_is_named():
+    with pytest.raises(ValueError, match="longer than block_size=32"):
+        tiny("gpt2")(torch.zeros(1, 33, dtype=torch.long))
+
+
+def test_generate_and_accounting():
+    m = tiny("llama").eval()
+    out = m.generate(torch.zeros(2, 3, dtype=torch.long), 40, top_k=5)  # longer than block_size: context crops
+    assert out.shape == (2, 43)
+    c = m.config
+    per_layer = 2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * c.intermediate_size + 2 * 32  # q,o + k,v + mlp + norms
+    want = c.n_layer * per_layer + 32 + 101 * 32  # + final norm + untied head
+    assert m.num_params() == want
+    assert m.flops_per_token(16) == 6 * want + 12 * 2 * 32 * 16
