@@ -9,6 +9,7 @@ np.random.default_rng([seed, split, step]) and every (micro-step, rank) takes it
 """
 
 import json
+import math
 import os
 
 import numpy as np
@@ -143,11 +144,13 @@ def domain_losses(model, batcher, split="val", iters=20, batch_size=None, ctx=No
     out = {}
     for dom in batcher.domains:
         total = torch.zeros(2, device=batcher.device)  # (sum of losses, count)
-        for k in range(rank, iters, world_size):
-            x, y = batcher.get_domain(dom, split, k, batch_size)
+        for j in range(math.ceil(iters / world_size)):  # the same number of forwards on every rank (FSDP needs it)
+            k = j * world_size + rank
+            x, y = batcher.get_domain(dom, split, k % iters, batch_size)
             with ctx:
                 _, loss = model(x, y)
-            total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
+            if k < iters:
+                total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
         if world_size > 1:
             torch.distributed.all_reduce(total)
         out[dom] = (total[0] / total[1]).item()

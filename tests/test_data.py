@@ -1,0 +1,89 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from data import prepare
+from data.loader import Batcher
+from data.prepare import files_source, get_tokenizer
+
+SHARED_RANKS = os.path.join(prepare.REPO_DIR, "..", "shared", "data", "gpt2.tiktoken")
+
+
+@pytest.mark.skipif(not any(p and os.path.isfile(p) for p in prepare.GPT2_RANKS_PATHS),
+                    reason="no local GPT-2 ranks file (see data/prepare.py)")
+def test_gpt2_tokenizer_from_a_local_ranks_file():
+    tok = get_tokenizer("gpt2")
+    assert tok.n_vocab == 50257 and tok.eot == 50256
+    assert tok.encode("Hello world") == [15496, 995]  # GPT-2's own ids
+    text = "def grow(model):\n    return stack(model, g=4)  # Gstack"
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_gpt2_tokenizer_without_file_or_network_says_how_to_get_one(monkeypatch):
+    import tiktoken
+    monkeypatch.setattr(prepare, "GPT2_RANKS_PATHS", ["/nonexistent/gpt2.tiktoken"])
+    monkeypatch.setattr(tiktoken, "get_encoding", lambda name: (_ for _ in ()).throw(ConnectionError("offline")))
+    with pytest.raises(RuntimeError, match=r"(?s)cannot build the GPT-2 tokenizer.*r50k_base.tiktoken.*"
+                                           r"NANOGROW_GPT2_RANKS.*--tokenizer=byte"):
+        get_tokenizer("gpt2")
+    with pytest.raises(ValueError, match="unknown tokenizer 'bpe'"):
+        get_tokenizer("bpe")
+
+
+def test_byte_tokenizer_round_trip():
+    tok = get_tokenizer("byte")
+    assert tok.decode(tok.encode("naïve café\n")) == "naïve café\n" and tok.n_vocab == 256
+
+
+def test_prepare_writes_domains_streams_and_splits_stably(tmp_path):
+    src = tmp_path / "src"
+    for i in range(40):
+        (src / ("a" if i % 2 else "b")).mkdir(parents=True, exist_ok=True)
+        (src / ("a" if i % 2 else "b") / f"f{i}.txt").write_text(f"document {i}: " + "some words here " * (i + 5))
+    sources = {d: (lambda d=d: files_source([str(src / d / "*.txt")])) for d in ("a", "b")}
+    path, meta = prepare.prepare("ds", sources, tokenizer="byte", val_fraction=0.25, workers=2, out_root=str(tmp_path))
+    assert json.load(open(os.path.join(path, "meta.json"))) == meta
+    assert meta["tokenizer"] == "byte" and meta["dtype"] == "uint16" and set(meta["domains"]) == {"a", "b"}
+    for d, c in meta["domains"].items():
+        tr = np.fromfile(os.path.join(path, d, "train.bin"), dtype=np.uint16)
+        va = np.fromfile(os.path.join(path, d, "val.bin"), dtype=np.uint16)
+        assert len(tr) == c["train_tokens"] > 0 and len(va) == c["val_tokens"] > 0 and c["docs"] == 20
+        assert c["train_bytes"] + c["val_bytes"] == c["train_tokens"] + c["val_tokens"] - c["docs"]  # + one eot each
+        # every document lands whole in train or val, and the choice is a pure function of its id
+        docs = get_tokenizer("byte").decode(np.concatenate([tr, va])).split("document ")
+        assert len([x for x in docs if x]) == 20
+    again, _ = prepare.prepare("ds2", sources, tokenizer="byte", val_fraction=0.25, workers=1, out_root=str(tmp_path))
+    for d in ("a", "b"):
+        assert open(os.path.join(path, d, "val.bin"), "rb").read() == open(os.path.join(again, d, "val.bin"), "rb").read()
+    assert not os.path.exists(os.path.join(tmp_path, "ds.tmp"))
+
+
+def test_prepare_refuses_a_domain_without_val_tokens(tmp_path):
+    (tmp_path / "one.txt").write_text("a single short document")
+    with pytest.raises(SystemExit, match="domain 'x' got .* val tokens"):
+        prepare.prepare("bad", {"x": lambda: files_source([str(tmp_path / "one.txt")])}, tokenizer="byte",
+                        val_fraction=0.0, workers=1, out_root=str(tmp_path))
+    assert not os.path.exists(tmp_path / "bad")  # nothing half-built under the real name
+
+
+def test_batches_are_a_pure_function_of_seed_and_step_and_split_over_ranks(tiny_dataset):
+    b = Batcher(tiny_dataset, 16, 2, steps_batch=8, seed=3)
+    x1, y1 = b.get("train", 7, micro=1)
+    x2, _ = Batcher(tiny_dataset, 16, 2, steps_batch=8, seed=3).get("train", 7, micro=1)
+    assert (x1 == x2).all() and (y1[:, :-1] == x1[:, 1:]).all()
+    assert not (b.get("train", 8, micro=1)[0] == x1).all()
+    one = np.concatenate([b.get("train", 7, micro=m)[0].numpy() for m in range(4)])           # 1 process, 4 micro
+    two = np.concatenate([b.get("train", 7, micro=m, rank=r, world_size=2)[0].numpy()           # 2 ranks, 2 micro
+                          for m in range(2) for r in range(2)])
+    assert (one == two).all()
+
+
+def test_mixture_proportions_are_honoured_per_sequence(tiny_dataset):
+    b = Batcher(tiny_dataset, 16, 1, steps_batch=4000, mixture={"code": 0.3, "prose": 0.7})
+    doms, _ = b._step_batch("train", 0)
+    frac = np.bincount(doms, minlength=2) / len(doms)
+    assert frac[b.domains.index("prose")] == pytest.approx(0.7, abs=0.03)
+    only = Batcher(tiny_dataset, 16, 1, steps_batch=100, mixture={"code": 1.0})
+    assert (only._step_batch("train", 5)[0] == only.domains.index("code")).all()

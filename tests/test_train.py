@@ -1,0 +1,107 @@
+"""train.py as users run it: real processes on a tiny real-text dataset (CPU, fp32)."""
+import os
+import sys
+
+import pytest
+import torch
+
+from conftest import TINY_RUN, read_metrics, run_train
+from configurator import ConfigError, apply_overrides
+from model import checkpoint_paths, load_checkpoint
+
+
+def evals(metrics):
+    return [m for m in metrics if "val_loss" in m]
+
+
+def trains(metrics):
+    return [m for m in metrics if "train_loss" in m]
+
+
+def test_training_lowers_loss_and_writes_checkpoints(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--max_iters=40", "--eval_interval=20"])
+    m = read_metrics(out)
+    ev = evals(m)
+    assert [e["iter"] for e in ev] == [0, 20, 40]
+    assert ev[-1]["val_loss_mean"] < ev[0]["val_loss_mean"] - 1.0, ev  # from ~ln(256)=5.5 down by > 1 nat
+    assert set(ev[-1]["val_loss"]) == {"code", "prose"}
+    assert trains(m)[-1]["tokens"] == 40 * 4 * 32 and trains(m)[-1]["flops"] > 0
+    ckpts = checkpoint_paths(str(out))
+    assert [os.path.basename(p) for p in ckpts] == ["ckpt_0000000.pt", "ckpt_0000020.pt", "ckpt_0000040.pt"]
+    ck = load_checkpoint(ckpts[-1])
+    assert ck["iter_num"] == 40 and ck["model_args"]["n_layer"] == 2 and ck["sampler"]["step"] == 40
+    assert os.path.exists(out / "config.json")
+
+
+def test_resume_reproduces_the_uninterrupted_run_bitwise(tiny_dataset, tmp_path):
+    common = TINY_RUN + [f"--dataset={tiny_dataset}", "--max_iters=20", "--lr_decay_iters=20", "--dropout=0.1"]
+    run_train(common + [f"--out_dir={tmp_path / 'full'}"])
+    run_train(common + [f"--out_dir={tmp_path / 'part'}", "--max_iters=10"])  # stops at 10 (same schedule)
+    run_train(common + [f"--out_dir={tmp_path / 'part'}", "--init_from=resume"])
+    full, part = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "part")
+    assert [(m["iter"], m["train_loss"]) for m in trains(full)] == [(m["iter"], m["train_loss"]) for m in trains(part)]
+    assert [e["val_loss"] for e in evals(full)] == [e["val_loss"] for e in evals(part)]
+    a = load_checkpoint(checkpoint_paths(str(tmp_path / "full"))[-1])["model"]
+    b = load_checkpoint(checkpoint_paths(str(tmp_path / "part"))[-1])["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_two_processes_follow_the_single_process_trajectory(tiny_dataset, tmp_path, parallel):
+    """torchrun --nproc_per_node=2 (gloo), replicated (DDP) or sharded (FSDP2), with the same global batch sees
+    the same sequences as one process, so it follows the same losses (up to float summation order)."""
+    common = TINY_RUN + [f"--dataset={tiny_dataset}", "--gradient_accumulation_steps=2", "--max_iters=10",
+                         "--log_interval=1", "--eval_interval=5", "--eval_iters=3"]
+    run_train(common + [f"--out_dir={tmp_path / 'one'}"])
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    run_train(common + [f"--out_dir={tmp_path / 'two'}", f"--fsdp={parallel == 'fsdp'}"], launcher=torchrun)
+    one, two = trains(read_metrics(tmp_path / "one")), trains(read_metrics(tmp_path / "two"))
+    assert len(one) == len(two) == 10
+    for a, b in zip(one, two):
+        assert a["tokens"] == b["tokens"]
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-4), (a, b)
+    va, vb = evals(read_metrics(tmp_path / "one"))[-1], evals(read_metrics(tmp_path / "two"))[-1]
+    assert va["val_loss_mean"] == pytest.approx(vb["val_loss_mean"], abs=1e-4)
+    a, b = load_checkpoint(checkpoint_paths(str(tmp_path / "one"))[-1]), load_checkpoint(checkpoint_paths(str(tmp_path / "two"))[-1])
+    assert b["fsdp"] == (parallel == "fsdp") and set(a["model"]) == set(b["model"])  # full, unsharded weights
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=1e-4)
+
+
+def test_total_batch_tokens_sets_accumulation(tiny_dataset, tmp_path):
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path}", "--max_iters=2",
+                          "--total_batch_tokens=512", "--log_interval=1"])
+    assert trains(read_metrics(tmp_path))[0]["tokens"] == 512  # 4 seqs x 32 tokens x 4 micro-steps
+
+
+def test_bad_config_key_and_type_are_named():
+    defaults = {"batch_size": 16, "learning_rate": 1e-3, "mixture": None, "compile": True}
+    with pytest.raises(ConfigError, match=r"unknown setting 'bach_size'.*did you mean 'batch_size'.*Valid settings: "
+                                          r"batch_size, compile, learning_rate, mixture"):
+        apply_overrides(defaults, ["--bach_size=3"])
+    with pytest.raises(ConfigError, match="'batch_size' in the command line must be int like its default 16, got str"):
+        apply_overrides(defaults, ["--batch_size=lots"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        apply_overrides(defaults, ["nope.py"])
+    got = apply_overrides(defaults, ["--learning_rate=1", "--mixture={'a': 1.0}", "--compile=False"])
+    assert got == {"batch_size": 16, "learning_rate": 1.0, "mixture": {"a": 1.0}, "compile": False}
+
+
+def test_bad_key_in_config_file_stops_train_py(tmp_path, tiny_dataset):
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text("import math\nn_layers = 4\n")
+    p = run_train([str(cfg), f"--dataset={tiny_dataset}"], check=False)
+    assert p.returncode != 0 and f"unknown setting 'n_layers' in {cfg} (did you mean 'n_layer'?)" in p.stderr
+
+
+def test_missing_dataset_and_data_file_are_clear(tmp_path, tiny_dataset):
+    p = run_train(TINY_RUN + [f"--dataset={tmp_path / 'nothing'}", f"--out_dir={tmp_path / 'o'}"], check=False)
+    assert p.returncode != 0 and "does not exist: build it first with `python data/prepare.py`" in p.stderr
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dataset, broken)
+    os.remove(broken / "prose" / "val.bin")
+    p = run_train(TINY_RUN + [f"--dataset={broken}", f"--out_dir={tmp_path / 'o'}"], check=False)
+    assert p.returncode != 0 and f"token file {broken}/prose/val.bin is missing" in p.stderr

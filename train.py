@@ -1,0 +1,465 @@
+"""
+One trainer for every experiment: scratch, resume, growth (Gstack and friends), inheritance (Inheritune) and
+data mixtures (BiMix). Runs unchanged on a CPU, one GPU, or many under torchrun (DDP):
+
+    python train.py                                          # small model on the offline corpus, CPU or GPU
+    python train.py config/gstack_tiny.py --max_iters=500    # a config file, then --key=value overrides
+    torchrun --standalone --nproc_per_node=8 train.py config/gstack_410m.py
+
+Reads top to bottom: settings, setup, model, one training loop. Each run writes to out_dir: config.json,
+metrics.jsonl (one JSON object per line; docs/contracts.md) and the last `keep_checkpoints` checkpoints.
+"""
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from itertools import count
+
+import numpy as np
+import torch
+from torch.distributed import destroy_process_group, init_process_group
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+import grow
+import inherit
+from configurator import apply_overrides
+from data.loader import Batcher, domain_losses, load_meta
+from mix import resolve_mixture
+from model import (GPT, GPTConfig, checkpoint_paths, config_dict, find_checkpoint, from_hf, model_from_checkpoint,
+                   save_checkpoint)
+
+# ----------------------------------------------------------------------------------------------------------------
+# settings (defaults train a small GPT-2 on the offline corpus in a few minutes on a laptop CPU)
+# I/O
+out_dir = "out"
+eval_interval = 50              # evaluate every domain's val split (and write a checkpoint) every N iterations
+log_interval = 10
+eval_iters = 10                 # batches per domain per evaluation
+eval_only = False
+always_save_checkpoint = True   # False: write a checkpoint only when the val loss improves
+keep_checkpoints = 3            # the last K checkpoints are kept, older ones deleted
+init_from = "scratch"           # 'scratch' | 'resume' | 'grow' | 'inherit' | a local Hugging Face model directory
+wandb_log = False
+wandb_project = "nanogrow"
+wandb_run_name = "run"
+# data
+dataset = "pycorpus"            # a folder under data/ (built by data/prepare.py) or a path to one
+mixture = None                  # None/'natural' (by size) | 'uniform' | 'se' | 'je' | 'ce' | {domain: proportion}
+batch_size = 16                 # sequences per micro-batch per process
+block_size = 128
+gradient_accumulation_steps = 1 # micro-batches per optimizer step over all processes (nanoGPT's meaning)
+total_batch_tokens = 0          # >0: tokens per optimizer step; sets gradient_accumulation_steps from it
+# model (ignored when the model comes from a checkpoint: resume, grow, inherit, HF)
+arch = "gpt2"                   # 'gpt2' | 'llama'
+n_layer = 4
+n_head = 4
+n_kv_head = None
+n_embd = 128
+intermediate_size = None
+dropout = 0.0
+bias = False
+tie_embeddings = None
+scale_attn_by_inverse_layer_idx = False
+vocab_size = None               # None: the tokenizer's, padded up to a multiple of 64
+# optimizer and schedule
+learning_rate = 1e-3
+max_iters = 300
+max_tokens = 0                  # >0: the budget in tokens instead of iterations
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0                 # 0 disables clipping
+decay_lr = True                 # linear warmup, then cosine decay to min_lr
+warmup_iters = 20
+lr_decay_iters = None           # None: max_iters
+min_lr = 1e-4
+nan_policy = "stop"             # a non-finite loss: 'stop' the run, or 'skip' that step's update
+# growth (grow.py): init_from='grow' grows the checkpoint in grow_from; grow_at_tokens>0 grows inside this run
+grow_from = ""
+grow_at_tokens = 0
+grow_dim = "depth"              # 'depth' | 'width'
+grow_op = "direct"              # 'direct' (Gstack when depthwise) | 'zero' | 'random' | 'learn'
+grow_factor = 4                 # depthwise: g, the number of times the layers are stacked
+grow_layer_map = None           # depthwise: explicit source layer of each new layer, e.g. [0, 0, 1, 1]
+grow_n_embd = 0                 # widthwise: the new hidden size
+grow_noise = 0.0                # W <- (1-a) W + a*eps on grown weights (Gstack paper, appendix I)
+grow_ramp_steps = 100           # 'random': steps over which new weights are blended in
+grow_learn_steps = 50           # 'learn' (LiGO): steps training the growth maps
+grow_learn_lr = 1e-3
+grow_schedule = "restart"       # after growth: 'restart' warmup + cosine (the paper) or 'continue' the schedule
+# inheritance (inherit.py): init_from='inherit' takes blocks of the reference in inherit_from
+inherit_from = ""
+inherit_n_layer = 0
+inherit_layers = None
+inherit_parts = None
+# system
+device = "auto"                 # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
+dtype = "auto"                  # 'auto' (bfloat16 on a GPU that has it, else float32) | 'float32' | 'bfloat16' | 'float16'
+compile = None                  # torch.compile the model; None: on CUDA only
+fsdp = False                    # under torchrun: shard weights, gradients and optimizer state (FSDP2) instead of DDP
+seed = 1337
+# ----------------------------------------------------------------------------------------------------------------
+setting_names = [k for k, v in globals().items() if not k.startswith("_") and k not in ("setting_names",)
+                 and isinstance(v, (int, float, bool, str, list, dict, type(None)))]
+settings = apply_overrides({k: globals()[k] for k in setting_names}, sys.argv[1:])
+globals().update(settings)
+# ----------------------------------------------------------------------------------------------------------------
+# processes, devices, precision
+ddp = int(os.environ.get("RANK", -1)) != -1
+if device == "auto":
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+if ddp:
+    rank, local_rank, world_size = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+    if device.startswith("cuda"):
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(device)
+    init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+else:
+    rank, local_rank, world_size = 0, 0, 1
+master = rank == 0
+device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]
+if dtype == "auto":
+    dtype = "bfloat16" if device_type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+if compile is None:
+    compile = device_type == "cuda"
+ptdtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+ctx = contextlib.nullcontext() if dtype == "float32" else torch.autocast(device_type=device_type, dtype=ptdtype)
+scaler = torch.amp.GradScaler(device_type, enabled=dtype == "float16")
+torch.backends.cuda.matmul.allow_tf32 = True
+torch.backends.cudnn.allow_tf32 = True
+torch.manual_seed(seed)
+log = print if master else (lambda *a, **k: None)
+
+if total_batch_tokens:
+    per_micro = batch_size * block_size * world_size
+    if total_batch_tokens % per_micro:
+        raise SystemExit(f"total_batch_tokens={total_batch_tokens} is not a multiple of batch_size*block_size*"
+                         f"world_size={per_micro}; pick a multiple")
+    gradient_accumulation_steps = total_batch_tokens // per_micro * world_size
+if gradient_accumulation_steps % world_size:
+    raise SystemExit(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of the "
+                     f"{world_size} processes (it counts micro-batches over all of them)")
+accum = gradient_accumulation_steps // world_size        # micro-batches per process per step
+tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
+if max_tokens:
+    max_iters = math.ceil(max_tokens / tokens_per_iter)
+lr_decay_iters = lr_decay_iters or max_iters
+data_dir = dataset if os.path.isdir(dataset) or os.sep in dataset else os.path.join(os.path.dirname(__file__) or ".", "data", dataset)
+
+# ----------------------------------------------------------------------------------------------------------------
+# the model: from scratch, a checkpoint (resume), a grown small model, an inherited reference, or Hugging Face
+iter_num, tokens_seen, flops_seen, best_val_loss = 0, 0, 0.0, float("inf")
+grow_iter = None            # iteration at which this run grew (restarts the schedule, starts G_random's ramp)
+schedule_start = 0
+ckpt = None
+if init_from == "resume":
+    ckpt, ckpt_path = find_checkpoint(out_dir, log=log)
+    log(f"resuming from {ckpt_path}")
+    model, _ = model_from_checkpoint(ckpt)
+    iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
+    best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
+elif init_from == "scratch":
+    meta_vocab = load_meta(data_dir)["vocab_size"]
+    model = GPT(GPTConfig(arch=arch, block_size=block_size, vocab_size=vocab_size or 64 * math.ceil(meta_vocab / 64),
+                          n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head, n_embd=n_embd,
+                          intermediate_size=intermediate_size, dropout=dropout, bias=bias, tie_embeddings=tie_embeddings,
+                          scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx))
+elif init_from == "grow":
+    small, small_ckpt = model_from_checkpoint(grow_from)
+    if grow_dim == "depth":
+        model = grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise)
+    else:
+        model = grow.grow_width(small, grow_n_embd, grow_op, noise=grow_noise)
+    # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
+    tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"], 0
+    log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
+        f"to {model.config.n_layer} layers, {model.config.n_embd} wide")
+elif init_from == "inherit":
+    ref, _ = model_from_checkpoint(inherit_from)
+    kwargs = {} if inherit_parts is None else {"parts": inherit_parts}
+    model = inherit.inherit(ref, inherit_n_layer, layers=inherit_layers, **kwargs)
+    log(f"inherited {model.config.n_layer} of {ref.config.n_layer} layers from {inherit_from}")
+elif os.path.isdir(init_from):
+    model = from_hf(init_from)
+else:
+    raise SystemExit(f"init_from={init_from!r}: use 'scratch', 'resume', 'grow', 'inherit' or a local Hugging Face "
+                     f"model directory (config.json + weights)")
+if block_size > model.config.block_size:
+    raise SystemExit(f"block_size={block_size} is longer than the model's context ({model.config.block_size})")
+model.to(device)
+
+mixture_resolved = resolve_mixture(mixture, data_dir)
+batcher = Batcher(data_dir, block_size, batch_size, steps_batch=batch_size * gradient_accumulation_steps,
+                  mixture=mixture_resolved, seed=seed, device=device, model_vocab_size=model.config.vocab_size)
+
+
+if fsdp and not ddp:
+    raise SystemExit("fsdp=True shards over processes: launch with torchrun --nproc_per_node=N")
+if ckpt is not None and ckpt.get("fsdp", False) != fsdp:
+    raise SystemExit(f"{ckpt_path} was written with fsdp={ckpt.get('fsdp', False)}; resume with the same fsdp setting "
+                     f"(its optimizer state is stored in that layout)")
+
+
+def setup_training(model, optimizer_state=None):
+    """Sharding or replication, optimizer and compilation for a model; called again after an in-run growth."""
+    if fsdp:  # FSDP2: each block is a unit of all-gather / reduce-scatter; the root holds embeddings and head
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        mp = MixedPrecisionPolicy(param_dtype=ptdtype, reduce_dtype=torch.float32)
+        for block in model.blocks:
+            fully_shard(block, mp_policy=mp)
+        fully_shard(model, mp_policy=mp)
+    optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
+    if optimizer_state is not None and fsdp:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
+    elif optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    train_model = torch.compile(model) if compile else model
+    if ddp and not fsdp:
+        train_model = DDP(train_model, device_ids=[local_rank] if device_type == "cuda" else None)
+    return optimizer, train_model
+
+
+def full_state():
+    """(model, optimizer) state dicts of the whole model; under FSDP gathered from the shards on every rank."""
+    if not fsdp:  # plain_state_dict: a widthwise G_random ramp's masks folded in, so any GPT can load it
+        return grow.plain_state_dict(model), optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
+    options = StateDictOptions(full_state_dict=True)
+    if not optimizer.state:  # before the first step: asking for the optimizer's state would *create* it, with a
+        return get_model_state_dict(model, options=options), None  # zero-grad step() that shifts Adam's step count
+    return get_state_dict(model, optimizer, options=options)
+
+
+optimizer, train_model = setup_training(model, ckpt["optimizer"] if ckpt else None)
+flops_per_token = model.flops_per_token(block_size)
+if ckpt is not None:  # the exact RNG streams of the interrupted run (dropout, growth inits)
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if device_type == "cuda" and ckpt["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
+    np.random.set_state(ckpt["rng"]["numpy"])
+    random.setstate(ckpt["rng"]["python"])
+ckpt = None  # free memory
+
+
+def get_lr(it):
+    """Linear warmup then cosine decay to min_lr; after a growth with grow_schedule='restart' the schedule starts
+    again at the growth step and ends at max_iters (the Gstack recipe restarts warmup and cosine)."""
+    if not decay_lr:
+        return learning_rate
+    it, end = it - schedule_start, (lr_decay_iters if schedule_start == 0 else max_iters) - schedule_start
+    if it < warmup_iters:
+        return learning_rate * (it + 1) / (warmup_iters + 1)
+    if it >= end:
+        return min_lr
+    ratio = (it - warmup_iters) / max(1, end - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# logging and checkpoints
+metrics_path = os.path.join(out_dir, "metrics.jsonl")
+if master:
+    os.makedirs(out_dir, exist_ok=True)
+    if init_from == "resume" and os.path.exists(metrics_path):
+        # drop what the interrupted run logged after its checkpoint: those steps are about to be redone
+        with open(metrics_path) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+        keep = [m for m in lines if m["iter"] <= iter_num]  # a train line's iter counts the steps already done
+        with open(metrics_path + ".tmp", "w") as f:
+            f.writelines(json.dumps(m) + "\n" for m in keep)
+        os.replace(metrics_path + ".tmp", metrics_path)
+    elif os.path.exists(metrics_path):
+        os.remove(metrics_path)  # a fresh run in an old out_dir starts a fresh log
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(dict(settings, mixture=mixture_resolved), f, indent=2)
+    if wandb_log:
+        try:
+            import wandb
+        except ImportError:
+            raise SystemExit("wandb_log=True needs wandb: pip install wandb") from None
+        wandb.init(project=wandb_project, name=wandb_run_name, config=settings)
+
+
+def log_metrics(**m):
+    if not master:
+        return
+    with open(metrics_path, "a") as f:
+        f.write(json.dumps(m) + "\n")
+    if wandb_log:
+        wandb.log({k: v for k, v in m.items() if isinstance(v, (int, float))}, step=m["iter"])
+
+
+def write_checkpoint():
+    """Save everything needed to continue exactly, then delete all but the newest keep_checkpoints."""
+    model_state, optimizer_state = full_state()  # a collective under FSDP: every rank takes part
+    if not master:
+        return
+    ckpt = {"model": model_state, "model_args": config_dict(model.config), "optimizer": optimizer_state,
+            "fsdp": fsdp, "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
+            "best_val_loss": best_val_loss, "grow_iter": grow_iter, "schedule_start": schedule_start,
+            "sampler": {"seed": seed, "step": iter_num},  # batches are a function of (seed, step): data/loader.py
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
+    save_checkpoint(ckpt, os.path.join(out_dir, f"ckpt_{iter_num:07d}.pt"))
+    for old in checkpoint_paths(out_dir)[:-keep_checkpoints]:
+        os.remove(old)
+
+
+# Preemption (SIGTERM from a cluster scheduler, SIGINT from Ctrl-C): finish the current step, write a checkpoint,
+# exit cleanly. The signal handler only sets a flag; the loop acts on it between steps, where the state is whole.
+stop_signal = None
+
+
+def request_stop(signum, frame):
+    global stop_signal
+    stop_signal = signum
+
+
+signal.signal(signal.SIGTERM, request_stop)
+signal.signal(signal.SIGINT, request_stop)
+
+
+def stop_requested():
+    """Every rank must agree to stop at the same step (a rank leaving early would hang the others)."""
+    if not ddp:
+        return stop_signal is not None
+    flag = torch.tensor([stop_signal is not None], dtype=torch.int32, device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def grow_now():
+    """Growth inside the run: grow the trained small model, then a fresh optimizer, a recompile and DDP again."""
+    global model, optimizer, train_model, grow_iter, schedule_start, flops_per_token
+    before = config_dict(model.config)
+    if fsdp:  # grow a plain copy of the whole model; the grown model is sharded afresh below
+        plain = GPT(model.config)
+        plain.load_state_dict(full_state()[0])
+        model = plain.to(device)
+    model.eval()  # LiGO's inner training should not see dropout
+    torch.manual_seed(seed + iter_num)  # every rank builds the same new weights
+    batches = (batcher.get("train", iter_num + k, 0, rank, world_size) for k in count())  # for G_learn only
+    learn = {"batches": batches, "steps": grow_learn_steps, "lr": grow_learn_lr} if grow_op == "learn" else {}
+    if grow_dim == "depth":
+        model = grow.grow_depth(model, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise, **learn)
+    else:
+        model = grow.grow_width(model, grow_n_embd, grow_op, noise=grow_noise, **learn)
+    model.to(device).train()
+    optimizer, train_model = setup_training(model)  # the official code builds a new AdamW: no state carries over
+    flops_per_token = model.flops_per_token(block_size)
+    grow_iter = iter_num
+    if grow_schedule == "restart":
+        schedule_start = iter_num
+    log_metrics(event="grow", iter=iter_num, tokens=tokens_seen, flops=flops_seen, before=before,
+                after=config_dict(model.config), op=grow_op, dim=grow_dim)
+    log(f"iter {iter_num}: grew {grow_dim}wise with {grow_op}: {before['n_layer']} -> {model.config.n_layer} layers, "
+        f"{before['n_embd']} -> {model.config.n_embd} wide ({model.num_params() / 1e6:.2f}M non-embedding params)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the training loop
+log(f"{model.num_params() / 1e6:.2f}M non-embedding parameters, {tokens_per_iter:,} tokens per step "
+    f"({batch_size} x {block_size} x {gradient_accumulation_steps} accumulation), {world_size} process(es), "
+    f"{device}, {dtype}, compile={compile}, mixture {({d: round(r, 3) for d, r in mixture_resolved.items()})}")
+progress = None
+if master:
+    from tqdm import tqdm
+    progress = tqdm(total=max_iters, initial=iter_num, unit="it", dynamic_ncols=True, disable=None)
+start_iter = iter_num
+first_bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite loss, kept on device
+t0 = time.time()
+while True:
+    if grow_at_tokens and grow_iter is None and tokens_seen >= grow_at_tokens:
+        grow_now()
+        write_checkpoint()
+    if grow_iter is not None and grow_op == "random":
+        grow.set_ramp(model, grow.ramp_value(iter_num - grow_iter, grow_ramp_steps))
+    lr = get_lr(iter_num)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+    resumed_here = iter_num == start_iter and init_from == "resume"  # this step was evaluated before the stop
+    if (iter_num % eval_interval == 0 or iter_num == max_iters) and not resumed_here or eval_only:
+        losses = domain_losses(model, batcher, "val", eval_iters, ctx=ctx, rank=rank, world_size=world_size)
+        val_loss = sum(losses.values()) / len(losses)
+        log_metrics(iter=iter_num, tokens=tokens_seen, flops=flops_seen, val_loss=losses, val_loss_mean=val_loss,
+                    mixture=mixture_resolved)
+        msg = f"iter {iter_num}: val loss {val_loss:.4f} (" + ", ".join(f"{d} {v:.3f}" for d, v in losses.items()) + ")"
+        progress.write(msg) if progress else log(msg)
+        if not math.isfinite(val_loss):
+            raise SystemExit(f"iter {iter_num}: validation loss is {val_loss}; no checkpoint written. Lower "
+                             f"learning_rate or resume from the last good checkpoint in {out_dir}")
+        if val_loss < best_val_loss or always_save_checkpoint:
+            best_val_loss = min(best_val_loss, val_loss)
+            write_checkpoint()
+    if eval_only or iter_num >= max_iters:
+        break
+    if (not ddp or iter_num % log_interval == 0) and stop_requested():  # under DDP: agreed on at log steps
+        write_checkpoint()
+        log(f"stopped by signal {stop_signal} at iter {iter_num}: checkpoint written to {out_dir}; continue with "
+            f"--init_from=resume")
+        break
+
+    # one optimizer step: accum micro-batches per process, gradients averaged over all processes
+    loss_sum = torch.zeros((), device=device)
+    for micro in range(accum):
+        x, y = batcher.get("train", iter_num, micro, rank, world_size)
+        if fsdp:  # reduce-scatter the gradients only on the last micro-step
+            model.set_requires_gradient_sync(micro == accum - 1)
+        elif ddp:  # all-reduce the gradients only on the last micro-step
+            train_model.require_backward_grad_sync = micro == accum - 1
+        with ctx:
+            _, loss = train_model(x, y)
+            loss = loss / accum
+        scaler.scale(loss).backward()
+        loss_sum += loss.detach()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    finite = torch.isfinite(loss_sum)
+    if ddp:  # every rank must take the same decision
+        finite = finite.int()
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        finite = finite.bool()
+    first_bad_step = torch.where(~finite & (first_bad_step < 0), iter_num, first_bad_step)
+    if nan_policy == "skip" and not finite.item():  # a host sync every step: only paid when skipping is asked for
+        log(f"iter {iter_num}: non-finite loss, update skipped (nan_policy='skip')")
+    else:
+        scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    iter_num += 1
+    tokens_seen += tokens_per_iter
+    flops_seen += flops_per_token * tokens_per_iter
+
+    if iter_num % log_interval == 0 or iter_num == max_iters:
+        if ddp:
+            torch.distributed.all_reduce(first_bad_step, op=torch.distributed.ReduceOp.MAX)
+        if nan_policy == "stop" and first_bad_step.item() >= 0:
+            raise SystemExit(f"non-finite training loss at iter {first_bad_step.item()} (nan_policy='stop'); no "
+                             f"checkpoint was written after it. Lower learning_rate, or set nan_policy='skip', and "
+                             f"resume from the last good checkpoint in {out_dir}")
+        dt = (time.time() - t0) / log_interval
+        t0 = time.time()
+        if ddp:
+            torch.distributed.all_reduce(loss_sum)  # gloo has no AVG
+            loss_sum /= world_size
+        mfu = model.estimate_mfu(tokens_per_iter // world_size, dt, seq_len=block_size)
+        log_metrics(iter=iter_num, tokens=tokens_seen, flops=flops_seen, train_loss=loss_sum.item(), lr=lr,
+                    tokens_per_s=tokens_per_iter / dt, mfu=mfu)
+        if progress:
+            progress.set_postfix(loss=f"{loss_sum.item():.4f}", tok_s=f"{tokens_per_iter / dt:,.0f}",
+                                 **({"mfu": f"{mfu:.1%}"} if mfu else {}))
+    if progress:
+        progress.update(1)
+
+if progress:
+    progress.close()
+if ddp:
+    destroy_process_group()
