@@ -213,6 +213,19 @@ def grow_depth(model, op, factor=None, layer_map=None, noise=0.0, **opts):
     return big
 
 
+def validate_growth(config, dim, op, factor=None, layer_map=None, n_embd=None):
+    """Check growth settings against a model's config without growing anything, so a trainer can refuse bad
+    settings before it trains for hours and only then reaches the growth step. Raises ValueError like the growth."""
+    if dim == "depth":
+        _check_op("grow_depth", op, ("direct", "zero", "random", "learn"))
+        _resolve_layer_map(config.n_layer, op, factor, layer_map)
+    elif dim == "width":
+        _check_op("grow_width", op, ("direct", "zero", "random", "learn"))
+        _width_config(config, n_embd, None, None, "grow_width")
+    else:
+        raise ValueError(f"growth dim={dim!r}: expected 'depth' or 'width'")
+
+
 def gstack(model, g):
     """Gstack (Du et al. 2024): the whole model stacked g times, G_direct depthwise. = grow_depth(model, "direct", g)."""
     return grow_depth(model, "direct", factor=g)

@@ -110,6 +110,11 @@ settings = apply_overrides({k: globals()[k] for k in setting_names}, sys.argv[1:
 globals().update(settings)
 # ----------------------------------------------------------------------------------------------------------------
 # processes, devices, precision
+for _name, _allowed in (("grow_dim", ("depth", "width")), ("grow_op", ("direct", "zero", "random", "learn")),
+                        ("grow_schedule", ("restart", "continue")), ("nan_policy", ("stop", "skip")),
+                        ("dtype", ("auto", "float32", "bfloat16", "float16")), ("arch", ("gpt2", "llama"))):
+    if globals()[_name] not in _allowed:
+        raise SystemExit(f"{_name}={globals()[_name]!r}: must be one of {', '.join(map(repr, _allowed))}")
 ddp = int(os.environ.get("RANK", -1)) != -1
 if device == "auto":
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -171,6 +176,10 @@ elif init_from == "scratch":
                           scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx))
 elif init_from == "grow":
     small, small_ckpt = model_from_checkpoint(grow_from)
+    try:
+        grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
+    except ValueError as e:
+        raise SystemExit(f"init_from='grow' from {grow_from}: {e}") from None
     if grow_dim == "depth":
         model = grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise)
     else:
@@ -182,13 +191,21 @@ elif init_from == "grow":
 elif init_from == "inherit":
     ref, _ = model_from_checkpoint(inherit_from)
     kwargs = {} if inherit_parts is None else {"parts": inherit_parts}
-    model = inherit.inherit(ref, inherit_n_layer, layers=inherit_layers, **kwargs)
+    try:
+        model = inherit.inherit(ref, inherit_n_layer, layers=inherit_layers, **kwargs)
+    except ValueError as e:
+        raise SystemExit(f"init_from='inherit' from {inherit_from}: {e}") from None
     log(f"inherited {model.config.n_layer} of {ref.config.n_layer} layers from {inherit_from}")
 elif os.path.isdir(init_from):
     model = from_hf(init_from)
 else:
     raise SystemExit(f"init_from={init_from!r}: use 'scratch', 'resume', 'grow', 'inherit' or a local Hugging Face "
                      f"model directory (config.json + weights)")
+if grow_at_tokens:  # refuse bad growth settings now, not at the growth step hours into the run
+    try:
+        grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
+    except ValueError as e:
+        raise SystemExit(f"growth settings: {e}") from None
 if block_size > model.config.block_size:
     raise SystemExit(f"block_size={block_size} is longer than the model's context ({model.config.block_size})")
 model.to(device)
@@ -248,11 +265,11 @@ ckpt = None  # free memory
 
 
 def get_lr(it):
-    """Linear warmup then cosine decay to min_lr; after a growth with grow_schedule='restart' the schedule starts
-    again at the growth step and ends at max_iters (the Gstack recipe restarts warmup and cosine)."""
+    """Linear warmup then cosine decay to min_lr at lr_decay_iters; after a growth with grow_schedule='restart' the
+    warmup and the cosine start again at the growth step (the Gstack recipe) and still end at lr_decay_iters."""
     if not decay_lr:
         return learning_rate
-    it, end = it - schedule_start, (lr_decay_iters if schedule_start == 0 else max_iters) - schedule_start
+    it, end = it - schedule_start, lr_decay_iters - schedule_start
     if it < warmup_iters:
         return learning_rate * (it + 1) / (warmup_iters + 1)
     if it >= end:

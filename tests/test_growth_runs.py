@@ -1,0 +1,102 @@
+"""Growth inside train.py runs: the Gstack pipeline in one command, resumable after the growth."""
+import pytest
+import torch
+
+from conftest import TINY_RUN, read_metrics, run_train
+from model import GPT, GPTConfig, checkpoint_paths, load_checkpoint
+
+# 2-layer model trained 10 steps (10 * 128 tokens), then grown; 30 steps in all
+GROWN = TINY_RUN + ["--max_iters=30", "--eval_interval=10", "--log_interval=1", "--warmup_iters=3",
+                    "--grow_at_tokens=1280", "--grow_factor=2", "--dropout=0.1"]
+
+
+@pytest.fixture(scope="module")
+def gstack_run(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gstack")
+    run_train(GROWN + [f"--dataset={tiny_dataset}", f"--out_dir={out}"])
+    return out
+
+
+def test_growth_inside_a_run(gstack_run):
+    m = read_metrics(gstack_run)
+    events = [e for e in m if e.get("event") == "grow"]
+    assert len(events) == 1
+    ev = events[0]
+    assert ev["iter"] == 10 and ev["tokens"] == 1280 and ev["before"]["n_layer"] == 2 and ev["after"]["n_layer"] == 4
+    train = {e["iter"]: e for e in m if "train_loss" in e}
+    assert max(train) == 30  # training went on after the growth
+    # compute accounting: a step of the grown model costs more than one of the small model
+    assert train[12]["flops"] - train[11]["flops"] > 1.5 * (train[10]["flops"] - train[9]["flops"])
+    # the schedule restarts: warmup again right after the growth (the official Gstack recipe)
+    assert train[11]["lr"] < train[10]["lr"] and train[11]["lr"] == pytest.approx(train[1]["lr"])
+    ck = load_checkpoint(checkpoint_paths(str(gstack_run))[-1])
+    assert ck["model_args"]["n_layer"] == 4 and ck["grow_iter"] == 10 and ck["iter_num"] == 30
+    # a checkpoint right after the growth holds the Gstack layout: block i = small block i mod 2
+    at_growth = load_checkpoint(str(gstack_run / "ckpt_0000010.pt"))
+    assert at_growth["model_args"]["n_layer"] == 4
+    w = at_growth["model"]
+    for i in range(4):
+        assert torch.equal(w[f"blocks.{i}.mlp.up_proj.weight"], w[f"blocks.{i % 2}.mlp.up_proj.weight"])
+
+
+def test_resume_after_growth_reproduces_the_run(gstack_run, tiny_dataset, tmp_path):
+    args = GROWN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path}", "--lr_decay_iters=30"]
+    run_train(args + ["--max_iters=20"])
+    run_train(args + ["--init_from=resume"])
+    full = [(e["iter"], e.get("train_loss"), e.get("val_loss_mean")) for e in read_metrics(gstack_run)]
+    part = [(e["iter"], e.get("train_loss"), e.get("val_loss_mean")) for e in read_metrics(tmp_path)]
+    assert full == part
+
+
+def test_init_from_grow_counts_the_small_phase(tiny_dataset, tmp_path, gstack_run):
+    small = tmp_path / "small"
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={small}", "--max_iters=10"])
+    big = tmp_path / "big"
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={big}", "--max_iters=10", "--init_from=grow",
+                          f"--grow_from={small}", "--grow_factor=3", "--grow_op=zero"])
+    s, b = read_metrics(small), read_metrics(big)
+    first_eval = [e for e in b if "val_loss" in e][0]
+    last_small = [e for e in s if "val_loss" in e][-1]
+    assert first_eval["tokens"] == last_small["tokens"] and first_eval["flops"] == last_small["flops"]
+    # G_zero keeps the function: the grown model's first val loss is the small model's last
+    assert first_eval["val_loss_mean"] == pytest.approx(last_small["val_loss_mean"], abs=1e-5)
+    assert load_checkpoint(checkpoint_paths(str(big))[-1])["model_args"]["n_layer"] == 6
+
+
+@pytest.mark.parametrize("dim,op,extra", [("depth", "random", ["--grow_ramp_steps=5"]),
+                                          ("width", "random", ["--grow_n_embd=64", "--grow_ramp_steps=50"]),
+                                          ("depth", "learn", ["--grow_learn_steps=3"])])
+def test_ramped_and_learned_growth_in_a_run(tiny_dataset, tmp_path, dim, op, extra):
+    """G_random ramps its new weights in over the run (a checkpoint mid-ramp still loads into a plain GPT);
+    G_learn trains its growth maps on training batches at the growth step."""
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path}", "--max_iters=15", "--eval_interval=15",
+                          "--grow_at_tokens=640", f"--grow_dim={dim}", f"--grow_op={op}"] + extra)
+    m = read_metrics(tmp_path)
+    assert [e["iter"] for e in m if e.get("event") == "grow"] == [5]
+    assert all(e["train_loss"] == e["train_loss"] for e in m if "train_loss" in e)  # finite
+    ck = load_checkpoint(checkpoint_paths(str(tmp_path))[-1])
+    model = GPT(GPTConfig(**ck["model_args"]))
+    model.load_state_dict(ck["model"])  # plain keys, even mid-ramp
+    if dim == "width":
+        assert ck["model_args"]["n_embd"] == 64
+    elif op == "random":
+        assert all(float(b.ramp) == 1.0 for b in model.blocks)  # 10 steps after growth > 5 ramp steps
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (["--grow_factor=0"], "growth settings: grow_depth: factor=0 must be >= 1: growth makes the model larger"),
+    (["--grow_layer_map=[0, 1, 2]"], "layer_map[2]=2 names a layer that does not exist; the model has 2 layers"),
+    (["--grow_dim=width", "--grow_n_embd=40"], "n_embd=40 is not a multiple of head_dim=16"),
+    (["--grow_op=stack"], "grow_op='stack': must be one of 'direct', 'zero', 'random', 'learn'")])
+def test_bad_growth_settings_are_refused_before_training(tiny_dataset, tmp_path, bad, msg):
+    p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path}", "--grow_at_tokens=1280"] + bad,
+                  check=False)
+    assert p.returncode != 0 and msg in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "ckpt_0000000.pt").exists()  # refused before training started
+
+
+def test_growth_from_an_incompatible_checkpoint_is_named(tiny_dataset, tmp_path):
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'small'}", "--max_iters=1"])
+    p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'big'}", "--init_from=grow",
+                              f"--grow_from={tmp_path / 'small'}", "--grow_dim=width", "--grow_n_embd=16"], check=False)
+    assert p.returncode != 0 and "n_embd=16 is smaller than the current n_embd=32; growth only widens" in p.stderr
