@@ -67,3 +67,21 @@ def apply_overrides(defaults, argv):
         for key, value in values.items():
             config[key] = _check(key, value, defaults, arg)
     return config
+
+
+def defaults_from_script(path):
+    """The settings of a nanoGPT-style script: its top-level `name = literal` assignments, read without running
+    it (bench.py and the tests take train.py's settings this way, so every config file works for them too)."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    out = {}
+    for node in tree.body:  # the docstring and imports, then the settings, up to the first other statement
+        if isinstance(node, (ast.Expr, ast.Import, ast.ImportFrom)) and not out:
+            continue
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            break
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            break  # a computed value (e.g. setting_names): the settings block has ended
+    return out

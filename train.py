@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import grow
 import inherit
-from configurator import apply_overrides
+from configurator import ConfigError, apply_overrides
 from data.loader import Batcher, domain_losses, load_meta
 from mix import resolve_mixture
 from model import (GPT, GPTConfig, checkpoint_paths, config_dict, find_checkpoint, from_hf, model_from_checkpoint,
@@ -39,7 +39,7 @@ from model import (GPT, GPTConfig, checkpoint_paths, config_dict, find_checkpoin
 out_dir = "out"
 eval_interval = 50              # evaluate every domain's val split (and write a checkpoint) every N iterations
 log_interval = 10
-eval_iters = 10                 # batches per domain per evaluation
+eval_iters = 5                  # batches per domain per evaluation
 eval_only = False
 always_save_checkpoint = True   # False: write a checkpoint only when the val loss improves
 keep_checkpoints = 3            # the last K checkpoints are kept, older ones deleted
@@ -50,7 +50,7 @@ wandb_run_name = "run"
 # data
 dataset = "pycorpus"            # a folder under data/ (built by data/prepare.py) or a path to one
 mixture = None                  # None/'natural' (by size) | 'uniform' | 'se' | 'je' | 'ce' | {domain: proportion}
-batch_size = 16                 # sequences per micro-batch per process
+batch_size = 8                  # sequences per micro-batch per process
 block_size = 128
 gradient_accumulation_steps = 1 # micro-batches per optimizer step over all processes (nanoGPT's meaning)
 total_batch_tokens = 0          # >0: tokens per optimizer step; sets gradient_accumulation_steps from it
@@ -67,8 +67,8 @@ tie_embeddings = None
 scale_attn_by_inverse_layer_idx = False
 vocab_size = None               # None: the tokenizer's, padded up to a multiple of 64
 # optimizer and schedule
-learning_rate = 1e-3
-max_iters = 300
+learning_rate = 2e-3
+max_iters = 200
 max_tokens = 0                  # >0: the budget in tokens instead of iterations
 weight_decay = 0.1
 beta1 = 0.9
@@ -106,7 +106,10 @@ seed = 1337
 # ----------------------------------------------------------------------------------------------------------------
 setting_names = [k for k, v in globals().items() if not k.startswith("_") and k not in ("setting_names",)
                  and isinstance(v, (int, float, bool, str, list, dict, type(None)))]
-settings = apply_overrides({k: globals()[k] for k in setting_names}, sys.argv[1:])
+try:
+    settings = apply_overrides({k: globals()[k] for k in setting_names}, sys.argv[1:])
+except ConfigError as e:
+    raise SystemExit(f"train.py: {e}") from None
 globals().update(settings)
 # ----------------------------------------------------------------------------------------------------------------
 # processes, devices, precision
