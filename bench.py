@@ -12,6 +12,7 @@ allocator growth) are excluded; the rest are timed with the device synchronised 
 """
 
 import contextlib
+import os
 import sys
 import time
 
@@ -21,7 +22,7 @@ from configurator import ConfigError, apply_overrides, defaults_from_script
 from model import GPT, GPTConfig
 
 # bench settings, on top of every train.py setting (defaults: GPT-2 124M at nanoGPT's benchmark shapes)
-bench = dict(defaults_from_script("train.py"), n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12,
+bench = dict(defaults_from_script(os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")), n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12,
              vocab_size=50304, warmup=10, steps=20, peak_flops=0.0)
 try:
     s = apply_overrides(bench, sys.argv[1:])

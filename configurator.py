@@ -75,13 +75,12 @@ def defaults_from_script(path):
     with open(path) as f:
         tree = ast.parse(f.read(), path)
     out = {}
-    for node in tree.body:  # the docstring and imports, then the settings, up to the first other statement
-        if isinstance(node, (ast.Expr, ast.Import, ast.ImportFrom)) and not out:
-            continue
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            break
+    for node in tree.body:  # the settings block: the first run of `name = literal` statements
         try:
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+                raise ValueError
             out[node.targets[0].id] = ast.literal_eval(node.value)
         except ValueError:
-            break  # a computed value (e.g. setting_names): the settings block has ended
+            if out:
+                break  # e.g. setting_names = [...]: the block has ended
     return out

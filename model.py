@@ -209,22 +209,24 @@ class GPT(nn.Module):
 
     # --- accounting -------------------------------------------------------------------------------------------
     def num_params(self, non_embedding=True):
-        """Parameter count. non_embedding=True leaves out the token and position embeddings (an untied LM
-        head is a matmul, so it stays); that is the N of scaling laws and of the Gstack growth factor g."""
-        n = sum(p.numel() for p in self.parameters())
+        """Parameter count. non_embedding=True counts the transformer body only: blocks and final norm, without
+        token and position embeddings and LM head (tied or not). That is the N of scaling laws (Kaplan et al.)
+        and the quantity whose ratio is the Gstack growth factor g."""
+        n = sum(p.numel() for p in self.parameters())  # a tied head is the same tensor as wte: counted once
         if non_embedding:
             n -= self.wte.weight.numel()
-            if self.config.tie_embeddings:
-                n += self.lm_head.weight.numel()  # the tied head still costs a matmul; count it once
+            if not self.config.tie_embeddings:
+                n -= self.lm_head.weight.numel()
             if self.config.arch == "gpt2":
                 n -= self.wpe.weight.numel()
         return n
 
     def flops_per_token(self, seq_len=None):
-        """Training FLOPs per token, forward + backward: 6N + 12*L*C*T (PaLM appendix B; N includes the head)."""
+        """Training FLOPs per token, forward + backward: 6N + 12*L*C*T (PaLM appendix B), where N counts every
+        matmul weight: the body and the LM head (an embedding lookup is no matmul)."""
         c = self.config
         T = seq_len or c.block_size
-        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T
+        return 6 * (self.num_params(non_embedding=True) + c.n_embd * c.vocab_size) + 12 * c.n_layer * c.n_embd * T
 
     def estimate_mfu(self, tokens_per_iter, dt, peak_flops=None, seq_len=None):
         """Model FLOPs utilisation: achieved FLOP/s over the device's dense bf16 peak (None when unknown, e.g. CPU)."""
@@ -256,7 +258,7 @@ class GPT(nn.Module):
 
 
 # dense bf16 tensor-core peaks (FLOP/s) by device name; override with peak_flops=
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "A10G": 125e12, "L4": 121e12, "4090": 165e12}
+PEAK_BF16_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12, "A10G": 125e12, "L4": 121e12, "4090": 165e12}
 
 
 def device_peak_flops():
@@ -408,12 +410,21 @@ def from_hf(path):
                            scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False))
         ours = _gpt2_from_hf_state(sd, config)
     elif kind == "llama":
+        rope = {**(hf.get("rope_parameters") or {}), **(hf.get("rope_scaling") or {})}  # transformers 4.x / 5.x
+        unsupported = {"rope type": rope.get("rope_type", rope.get("type", "default")),
+                       "hidden_act": hf.get("hidden_act", "silu"),
+                       "head_dim": hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"]}
+        if (unsupported["rope type"] not in (None, "default") or unsupported["hidden_act"] != "silu"
+                or unsupported["head_dim"] != hf["hidden_size"] // hf["num_attention_heads"]):
+            raise ValueError(f"{cfg_file}: this Llama variant is not supported ({unsupported}); nanogrow's llama is "
+                             f"plain RoPE, SiLU and head_dim = hidden_size / num_attention_heads")
         config = GPTConfig(arch="llama", block_size=hf["max_position_embeddings"], vocab_size=hf["vocab_size"],
                            n_layer=hf["num_hidden_layers"], n_head=hf["num_attention_heads"],
                            n_kv_head=hf.get("num_key_value_heads") or hf["num_attention_heads"],
                            n_embd=hf["hidden_size"], intermediate_size=hf["intermediate_size"], bias=False,
                            tie_embeddings=hf.get("tie_word_embeddings", False),
-                           norm_eps=hf.get("rms_norm_eps", 1e-6), rope_theta=hf.get("rope_theta", 10000.0))
+                           norm_eps=hf.get("rms_norm_eps", 1e-6),
+                           rope_theta=hf.get("rope_theta") or rope.get("rope_theta", 10000.0))
         ours = {_llama_key_from_hf(k): v for k, v in sd.items() if "rotary_emb" not in k}
         if config.tie_embeddings:
             ours.pop("lm_head.weight", None)

@@ -28,10 +28,22 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 import grow
 import inherit
 from configurator import ConfigError, apply_overrides
-from data.loader import Batcher, domain_losses, load_meta
+from data.loader import Batcher, DataError, domain_losses, load_meta
 from mix import resolve_mixture
-from model import (GPT, GPTConfig, checkpoint_paths, config_dict, find_checkpoint, from_hf, model_from_checkpoint,
-                   save_checkpoint)
+from model import (GPT, CheckpointError, GPTConfig, checkpoint_paths, config_dict, find_checkpoint, from_hf,
+                   model_from_checkpoint, save_checkpoint)
+
+
+def _clean_errors(kind, err, tb, default=sys.excepthook):
+    """Our own errors (a bad setting, dataset or checkpoint) already say what is wrong and what to do: print the
+    message alone. Anything else is a bug and keeps its traceback."""
+    if issubclass(kind, (ConfigError, DataError, CheckpointError)):
+        print(f"train.py: {err}", file=sys.stderr)
+    else:
+        default(kind, err, tb)
+
+
+sys.excepthook = _clean_errors
 
 # ----------------------------------------------------------------------------------------------------------------
 # settings (defaults train a small GPT-2 on the offline corpus in a few minutes on a laptop CPU)
@@ -106,10 +118,12 @@ seed = 1337
 # ----------------------------------------------------------------------------------------------------------------
 setting_names = [k for k, v in globals().items() if not k.startswith("_") and k not in ("setting_names",)
                  and isinstance(v, (int, float, bool, str, list, dict, type(None)))]
-try:
-    settings = apply_overrides({k: globals()[k] for k in setting_names}, sys.argv[1:])
-except ConfigError as e:
-    raise SystemExit(f"train.py: {e}") from None
+defaults = {k: globals()[k] for k in setting_names}
+settings = apply_overrides(defaults, sys.argv[1:])
+run_config = os.path.join(settings["out_dir"], "config.json")
+if settings["init_from"] == "resume" and os.path.isfile(run_config):
+    # resume continues the same run: its own settings first, then whatever this command line changes
+    settings = apply_overrides(defaults, [run_config] + sys.argv[1:])
 globals().update(settings)
 # ----------------------------------------------------------------------------------------------------------------
 # processes, devices, precision
@@ -142,6 +156,13 @@ torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
 torch.manual_seed(seed)
 log = print if master else (lambda *a, **k: None)
+if fsdp and not ddp:
+    raise SystemExit("fsdp=True shards over processes: launch with torchrun --nproc_per_node=N")
+if fsdp and dtype == "float16":  # GradScaler would see only each rank's gradient shard
+    raise SystemExit("fsdp=True with dtype='float16' is not supported: use bfloat16 (or float32)")
+if fsdp and grow_dim == "width" and grow_op == "random" and (grow_at_tokens or init_from == "grow"):
+    raise SystemExit("widthwise G_random masks weights with parametrizations, which FSDP cannot shard: "
+                     "grow with another op, or without fsdp")
 
 if total_batch_tokens:
     per_micro = batch_size * block_size * world_size
@@ -158,6 +179,26 @@ if max_tokens:
     max_iters = math.ceil(max_tokens / tokens_per_iter)
 lr_decay_iters = lr_decay_iters or max_iters
 data_dir = dataset if os.path.isdir(dataset) or os.sep in dataset else os.path.join(os.path.dirname(__file__) or ".", "data", dataset)
+load_meta(data_dir)  # a missing or unfinished dataset is named before anything reads it
+try:
+    mixture_resolved = resolve_mixture(mixture, data_dir)
+except ValueError as e:
+    raise SystemExit(f"mixture={mixture!r}: {e}") from None
+batcher = Batcher(data_dir, block_size, batch_size, steps_batch=batch_size * gradient_accumulation_steps,
+                  mixture=mixture_resolved, seed=seed, device=device)
+
+
+def grown(small, at_iter):
+    """The model grown from `small` with this run's growth settings (grow.py). G_learn fits its growth maps on
+    the training batches of the steps ahead, so a resumed run draws the same ones."""
+    learn = {}
+    if grow_op == "learn":
+        learn = {"batches": (batcher.get("train", at_iter + k, 0, rank, world_size) for k in count()),
+                 "steps": grow_learn_steps, "lr": grow_learn_lr}
+    torch.manual_seed(seed + at_iter)  # every rank draws the same new weights
+    if grow_dim == "depth":
+        return grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise, **learn)
+    return grow.grow_width(small, grow_n_embd, grow_op, noise=grow_noise, **learn)
 
 # ----------------------------------------------------------------------------------------------------------------
 # the model: from scratch, a checkpoint (resume), a grown small model, an inherited reference, or Hugging Face
@@ -183,10 +224,7 @@ elif init_from == "grow":
         grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
     except ValueError as e:
         raise SystemExit(f"init_from='grow' from {grow_from}: {e}") from None
-    if grow_dim == "depth":
-        model = grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise)
-    else:
-        model = grow.grow_width(small, grow_n_embd, grow_op, noise=grow_noise)
+    model = grown(small.to(device), 0)
     # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
     tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"], 0
     log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
@@ -204,7 +242,7 @@ elif os.path.isdir(init_from):
 else:
     raise SystemExit(f"init_from={init_from!r}: use 'scratch', 'resume', 'grow', 'inherit' or a local Hugging Face "
                      f"model directory (config.json + weights)")
-if grow_at_tokens:  # refuse bad growth settings now, not at the growth step hours into the run
+if grow_at_tokens and grow_iter is None:  # refuse bad growth settings now, not at the growth step hours later
     try:
         grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
     except ValueError as e:
@@ -212,14 +250,7 @@ if grow_at_tokens:  # refuse bad growth settings now, not at the growth step hou
 if block_size > model.config.block_size:
     raise SystemExit(f"block_size={block_size} is longer than the model's context ({model.config.block_size})")
 model.to(device)
-
-mixture_resolved = resolve_mixture(mixture, data_dir)
-batcher = Batcher(data_dir, block_size, batch_size, steps_batch=batch_size * gradient_accumulation_steps,
-                  mixture=mixture_resolved, seed=seed, device=device, model_vocab_size=model.config.vocab_size)
-
-
-if fsdp and not ddp:
-    raise SystemExit("fsdp=True shards over processes: launch with torchrun --nproc_per_node=N")
+batcher.require_vocab(model.config.vocab_size)
 if ckpt is not None and ckpt.get("fsdp", False) != fsdp:
     raise SystemExit(f"{ckpt_path} was written with fsdp={ckpt.get('fsdp', False)}; resume with the same fsdp setting "
                      f"(its optimizer state is stored in that layout)")
@@ -241,16 +272,19 @@ def setup_training(model, optimizer_state=None):
         optimizer.load_state_dict(optimizer_state)
     train_model = torch.compile(model) if compile else model
     if ddp and not fsdp:
-        train_model = DDP(train_model, device_ids=[local_rank] if device_type == "cuda" else None)
+        # buffers (RoPE tables, growth ramps) are set identically on every rank: no need to broadcast them
+        train_model = DDP(train_model, device_ids=[local_rank] if device_type == "cuda" else None,
+                          broadcast_buffers=False)
     return optimizer, train_model
 
 
-def full_state():
-    """(model, optimizer) state dicts of the whole model; under FSDP gathered from the shards on every rank."""
+def full_state(everywhere=False):
+    """(model, optimizer) state dicts of the whole model. Under FSDP they are gathered from the shards: onto rank
+    0's CPU for a checkpoint, or onto every rank (everywhere=True) when all of them need the whole model."""
     if not fsdp:  # plain_state_dict: a widthwise G_random ramp's masks folded in, so any GPT can load it
         return grow.plain_state_dict(model), optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
-    options = StateDictOptions(full_state_dict=True)
+    options = StateDictOptions(full_state_dict=True, cpu_offload=not everywhere)
     if not optimizer.state:  # before the first step: asking for the optimizer's state would *create* it, with a
         return get_model_state_dict(model, options=options), None  # zero-grad step() that shifts Adam's step count
     return get_state_dict(model, optimizer, options=options)
@@ -264,6 +298,7 @@ if ckpt is not None:  # the exact RNG streams of the interrupted run (dropout, g
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
     np.random.set_state(ckpt["rng"]["numpy"])
     random.setstate(ckpt["rng"]["python"])
+    scaler.load_state_dict(ckpt.get("scaler") or {})
 ckpt = None  # free memory
 
 
@@ -323,6 +358,7 @@ def write_checkpoint():
     ckpt = {"model": model_state, "model_args": config_dict(model.config), "optimizer": optimizer_state,
             "fsdp": fsdp, "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
             "best_val_loss": best_val_loss, "grow_iter": grow_iter, "schedule_start": schedule_start,
+            "scaler": scaler.state_dict(),
             "sampler": {"seed": seed, "step": iter_num},  # batches are a function of (seed, step): data/loader.py
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
@@ -360,17 +396,13 @@ def grow_now():
     before = config_dict(model.config)
     if fsdp:  # grow a plain copy of the whole model; the grown model is sharded afresh below
         plain = GPT(model.config)
-        plain.load_state_dict(full_state()[0])
+        plain.load_state_dict(full_state(everywhere=True)[0])
         model = plain.to(device)
     model.eval()  # LiGO's inner training should not see dropout
-    torch.manual_seed(seed + iter_num)  # every rank builds the same new weights
-    batches = (batcher.get("train", iter_num + k, 0, rank, world_size) for k in count())  # for G_learn only
-    learn = {"batches": batches, "steps": grow_learn_steps, "lr": grow_learn_lr} if grow_op == "learn" else {}
-    if grow_dim == "depth":
-        model = grow.grow_depth(model, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise, **learn)
-    else:
-        model = grow.grow_width(model, grow_n_embd, grow_op, noise=grow_noise, **learn)
-    model.to(device).train()
+    model = grown(model, iter_num).to(device).train()
+    if ddp:  # one model on every rank (G_learn fitted its maps on each rank's own batches; FSDP won't broadcast)
+        for t in model.state_dict().values():
+            torch.distributed.broadcast(t, src=0)
     optimizer, train_model = setup_training(model)  # the official code builds a new AdamW: no state carries over
     flops_per_token = model.flops_per_token(block_size)
     grow_iter = iter_num
@@ -393,6 +425,18 @@ if master:
     progress = tqdm(total=max_iters, initial=iter_num, unit="it", dynamic_ncols=True, disable=None)
 start_iter = iter_num
 first_bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite loss, kept on device
+
+
+def check_finite():
+    """nan_policy='stop': end the run, naming the first step whose loss was not finite (checked at log steps and
+    before a checkpoint, so the check costs no host sync per step and no bad weights are ever written)."""
+    if ddp:
+        torch.distributed.all_reduce(first_bad_step, op=torch.distributed.ReduceOp.MAX)
+    if nan_policy == "stop" and first_bad_step.item() >= 0:
+        raise SystemExit(f"non-finite training loss at iter {first_bad_step.item()} (nan_policy='stop'); no "
+                         f"checkpoint was written after it. Lower learning_rate, or set nan_policy='skip', and "
+                         f"resume from the last good checkpoint in {out_dir}")
+
 t0 = time.time()
 while True:
     if grow_at_tokens and grow_iter is None and tokens_seen >= grow_at_tokens:
@@ -421,6 +465,7 @@ while True:
     if eval_only or iter_num >= max_iters:
         break
     if (not ddp or iter_num % log_interval == 0) and stop_requested():  # under DDP: agreed on at log steps
+        check_finite()
         write_checkpoint()
         log(f"stopped by signal {stop_signal} at iter {iter_num}: checkpoint written to {out_dir}; continue with "
             f"--init_from=resume")
@@ -443,7 +488,7 @@ while True:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     finite = torch.isfinite(loss_sum)
-    if ddp:  # every rank must take the same decision
+    if ddp and nan_policy == "skip":  # every rank must take the same decision
         finite = finite.int()
         torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
         finite = finite.bool()
@@ -459,12 +504,7 @@ while True:
     flops_seen += flops_per_token * tokens_per_iter
 
     if iter_num % log_interval == 0 or iter_num == max_iters:
-        if ddp:
-            torch.distributed.all_reduce(first_bad_step, op=torch.distributed.ReduceOp.MAX)
-        if nan_policy == "stop" and first_bad_step.item() >= 0:
-            raise SystemExit(f"non-finite training loss at iter {first_bad_step.item()} (nan_policy='stop'); no "
-                             f"checkpoint was written after it. Lower learning_rate, or set nan_policy='skip', and "
-                             f"resume from the last good checkpoint in {out_dir}")
+        check_finite()
         dt = (time.time() - t0) / log_interval
         t0 = time.time()
         if ddp:
@@ -473,9 +513,12 @@ while True:
         mfu = model.estimate_mfu(tokens_per_iter // world_size, dt, seq_len=block_size)
         log_metrics(iter=iter_num, tokens=tokens_seen, flops=flops_seen, train_loss=loss_sum.item(), lr=lr,
                     tokens_per_s=tokens_per_iter / dt, mfu=mfu)
-        if progress:
+        if progress and not progress.disable:
             progress.set_postfix(loss=f"{loss_sum.item():.4f}", tok_s=f"{tokens_per_iter / dt:,.0f}",
                                  **({"mfu": f"{mfu:.1%}"} if mfu else {}))
+        else:  # no terminal (a log file, a cluster job): plain lines instead of the bar
+            log(f"iter {iter_num}: loss {loss_sum.item():.4f}, lr {lr:.2e}, {tokens_per_iter / dt:,.0f} tokens/s"
+                + (f", MFU {mfu:.1%}" if mfu else ""))
     if progress:
         progress.update(1)
 

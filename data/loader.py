@@ -60,13 +60,16 @@ def open_tokens(dataset_dir, domain, split, meta=None, min_tokens=2):
     return data
 
 
-def check_vocab(data, vocab_size, path, chunk=1 << 26):
+def check_vocab(data, vocab_size, path, chunk=1 << 24, max_chunks=64):
     """Refuse token ids >= vocab_size (the model's embedding would index out of range, or worse, silently
-    train on a different tokenizer's ids). Files over 1B tokens are checked on an evenly spaced sample."""
-    step = max(1, len(data) // (1 << 30))
+    train on a different tokenizer's ids). A file over max_chunks * chunk tokens (1B) is checked on max_chunks
+    evenly spaced contiguous blocks, so a start-up reads at most 2 GB of it rather than every page."""
+    n_chunks = math.ceil(len(data) / chunk)
+    starts = (np.linspace(0, n_chunks - 1, max_chunks).astype(np.int64) if n_chunks > max_chunks
+              else np.arange(n_chunks)) * chunk
     hi = 0
-    for i in range(0, len(data), chunk * step):
-        hi = max(hi, int(np.max(data[i:i + chunk * step:step])))
+    for i in starts:
+        hi = max(hi, int(np.max(data[i:i + chunk])))
     if hi >= vocab_size:
         raise DataError(f"{path} holds token id {hi}, outside the vocabulary of size {vocab_size}: the data "
                         f"was made with another tokenizer, or the model's vocab_size is too small")
@@ -77,7 +80,7 @@ class Batcher:
 
     mixture: {domain: proportion} summing to 1 (domains absent or at 0 are never drawn); None = natural
     (proportional to each domain's train tokens). steps_batch: sequences in one optimizer step over all ranks
-    and micro-steps (batch_size * gradient_accumulation_steps * world_size)."""
+    and micro-steps (train.py: batch_size * gradient_accumulation_steps, which counts over all processes)."""
 
     def __init__(self, dataset_dir, block_size, batch_size, steps_batch=None, mixture=None, seed=1337,
                  device="cpu", model_vocab_size=None):
@@ -86,15 +89,13 @@ class Batcher:
             dataset_dir, block_size, batch_size, seed, torch.device(device))
         self.steps_batch = steps_batch or batch_size
         self.domains = list(self.meta["domains"])
-        if model_vocab_size is not None and self.meta["vocab_size"] > model_vocab_size:
-            raise DataError(f"{dataset_dir}/meta.json: tokenizer {self.meta.get('tokenizer')!r} has "
-                            f"{self.meta['vocab_size']} tokens but the model's vocab_size is {model_vocab_size}; "
-                            f"set vocab_size >= {self.meta['vocab_size']} or use a dataset of the model's tokenizer")
+        if model_vocab_size is not None:
+            self.require_vocab(model_vocab_size)
         self.data = {}
         for dom in self.domains:
             for split in ("train", "val"):
                 d = open_tokens(dataset_dir, dom, split, self.meta, min_tokens=block_size + 1)
-                check_vocab(d, model_vocab_size or self.meta["vocab_size"], os.path.join(dataset_dir, dom, split))
+                check_vocab(d, self.meta["vocab_size"], os.path.join(dataset_dir, dom, split))
                 self.data[dom, split] = d
         if mixture is None:
             total = sum(self.meta["domains"][d]["train_tokens"] for d in self.domains)
@@ -102,6 +103,14 @@ class Batcher:
         self.mixture = {d: float(mixture.get(d, 0.0)) for d in self.domains}
         self.probs = np.array([self.mixture[d] for d in self.domains])
         self._cache = (None, None)
+
+    def require_vocab(self, model_vocab_size):
+        """Refuse a model whose embedding is smaller than the dataset's tokenizer (every token id is checked to be
+        below the tokenizer's size, so a model at least that large can embed them all)."""
+        if self.meta["vocab_size"] > model_vocab_size:
+            raise DataError(f"{self.dir}/meta.json: tokenizer {self.meta.get('tokenizer')!r} has "
+                            f"{self.meta['vocab_size']} tokens but the model's vocab_size is {model_vocab_size}; "
+                            f"set vocab_size >= {self.meta['vocab_size']} or use a dataset of the model's tokenizer")
 
     def _step_batch(self, split, step):
         """Domains and start positions of every sequence of one optimizer step: (steps_batch,) each."""

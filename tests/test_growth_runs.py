@@ -100,3 +100,19 @@ def test_growth_from_an_incompatible_checkpoint_is_named(tiny_dataset, tmp_path)
     p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'big'}", "--init_from=grow",
                               f"--grow_from={tmp_path / 'small'}", "--grow_dim=width", "--grow_n_embd=16"], check=False)
     assert p.returncode != 0 and "n_embd=16 is smaller than the current n_embd=32; growth only widens" in p.stderr
+
+
+def test_init_from_grow_with_learn_and_resume_after_a_mapped_zero_growth(tiny_dataset, tmp_path):
+    """G_learn from a finished small run gets its training batches; a run grown in-run with an explicit layer map
+    resumes (its growth settings are not re-checked against the already grown model)."""
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'small'}", "--max_iters=5"])
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'learned'}", "--max_iters=2",
+                          "--init_from=grow", f"--grow_from={tmp_path / 'small'}", "--grow_op=learn",
+                          "--grow_factor=2", "--grow_learn_steps=2"])
+    assert load_checkpoint(checkpoint_paths(str(tmp_path / "learned"))[-1])["model_args"]["n_layer"] == 4
+    args = TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'mapped'}", "--grow_at_tokens=640",
+                       "--grow_op=zero", "--grow_layer_map=[0, 1, 1, 0]", "--eval_interval=5", "--lr_decay_iters=20"]
+    run_train(args + ["--max_iters=10"])
+    run_train(args + ["--init_from=resume"])  # settings come back from the run's config.json; max_iters=20 here
+    ck = load_checkpoint(checkpoint_paths(str(tmp_path / "mapped"))[-1])
+    assert ck["iter_num"] == 20 and ck["model_args"]["n_layer"] == 4

@@ -139,6 +139,21 @@ def test_generate_and_accounting():
     assert out.shape == (2, 43)
     c = m.config
     per_layer = 2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * c.intermediate_size + 2 * 32  # q,o + k,v + mlp + norms
-    want = c.n_layer * per_layer + 32 + 101 * 32  # + final norm + untied head
-    assert m.num_params() == want
-    assert m.flops_per_token(16) == 6 * want + 12 * 2 * 32 * 16
+    want = c.n_layer * per_layer + 32  # + final norm; embeddings and head are not "non-embedding"
+    assert m.num_params() == want and m.num_params(non_embedding=False) == want + 2 * 101 * 32
+    assert m.flops_per_token(16) == 6 * (want + 101 * 32) + 12 * 2 * 32 * 16  # the head is a matmul
+
+
+def test_hf_llama_rope_settings_read_from_either_config_layout(tmp_path):
+    """transformers 5 keeps rope_theta inside rope_parameters; scaled RoPE variants are refused, not misread."""
+    m = tiny("llama", rope_theta=500000.0).eval()
+    to_hf(m, str(tmp_path))
+    cfg = json.load(open(tmp_path / "config.json"))
+    cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": cfg.pop("rope_theta")}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    x = torch.randint(0, 101, (1, 16))
+    torch.testing.assert_close(from_hf(str(tmp_path))(x)[0], m(x)[0], rtol=0, atol=1e-6)
+    cfg["rope_parameters"]["rope_type"] = "llama3"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="this Llama variant is not supported.*'llama3'"):
+        from_hf(str(tmp_path))

@@ -122,3 +122,7 @@ def test_missing_dataset_and_data_file_are_clear(tmp_path, tiny_dataset):
     os.remove(broken / "prose" / "val.bin")
     p = run_train(TINY_RUN + [f"--dataset={broken}", f"--out_dir={tmp_path / 'o'}"], check=False)
     assert p.returncode != 0 and f"token file {broken}/prose/val.bin is missing" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'o'}", "--mixture=entropy"],
+                  check=False)
+    assert p.returncode != 0 and "mixture='entropy': " in p.stderr and "Traceback" not in p.stderr
