@@ -673,12 +673,15 @@ def main(argv=None):
     parser.add_argument("--steps", type=float, default=None,
                         help="step budget s for the optimal mixture (default: the largest s seen)")
     args = parser.parse_args(argv)
-    if args.fit:
-        print_fit(args.paths, args.steps)
-    else:
-        if len(args.paths) != 1:
-            parser.error("give one dataset folder (or use --fit with run out_dirs)")
-        print_entropy_table(args.paths[0])
+    if not args.fit and len(args.paths) != 1:
+        parser.error("give one dataset folder (or use --fit with run out_dirs)")
+    try:
+        if args.fit:
+            print_fit(args.paths, args.steps)
+        else:
+            print_entropy_table(args.paths[0])
+    except (FileNotFoundError, ValueError) as e:  # they say what is wrong and what to do: no traceback
+        raise SystemExit(f"mix.py: {e}") from None
 
 
 if __name__ == "__main__":
