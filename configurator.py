@@ -29,6 +29,8 @@ def _check(key, value, defaults, source):
         return value
     if isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if type(want) is int and isinstance(value, float) and value.is_integer():  # --max_tokens=10e9
+        return int(value)
     if type(value) is not type(want):
         raise ConfigError(f"setting {key!r} in {source} must be {type(want).__name__} like its default "
                           f"{want!r}, got {type(value).__name__} {value!r}")

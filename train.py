@@ -104,6 +104,7 @@ grow_ramp_steps = 100           # 'random': steps over which new weights are ble
 grow_learn_steps = 50           # 'learn' (LiGO): steps training the growth maps
 grow_learn_lr = 1e-3
 grow_schedule = "restart"       # after growth: 'restart' warmup + cosine (the paper) or 'continue' the schedule
+grow_learning_rate = 0.0        # peak LR of the grown model (0: learning_rate); the paper's base uses 1e-3
 # inheritance (inherit.py): init_from='inherit' takes blocks of the reference in inherit_from
 inherit_from = ""
 inherit_n_layer = 0
@@ -305,15 +306,16 @@ ckpt = None  # free memory
 def get_lr(it):
     """Linear warmup then cosine decay to min_lr at lr_decay_iters; after a growth with grow_schedule='restart' the
     warmup and the cosine start again at the growth step (the Gstack recipe) and still end at lr_decay_iters."""
+    peak = grow_learning_rate if grow_learning_rate and grow_iter is not None and it >= grow_iter else learning_rate
     if not decay_lr:
-        return learning_rate
+        return peak
     it, end = it - schedule_start, lr_decay_iters - schedule_start
     if it < warmup_iters:
-        return learning_rate * (it + 1) / (warmup_iters + 1)
+        return peak * (it + 1) / (warmup_iters + 1)
     if it >= end:
         return min_lr
     ratio = (it - warmup_iters) / max(1, end - warmup_iters)
-    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (learning_rate - min_lr)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (peak - min_lr)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from model import GPT, GPTConfig, checkpoint_paths, load_checkpoint
 
 # 2-layer model trained 10 steps (10 * 128 tokens), then grown; 30 steps in all
 GROWN = TINY_RUN + ["--max_iters=30", "--eval_interval=10", "--log_interval=1", "--warmup_iters=3",
-                    "--grow_at_tokens=1280", "--grow_factor=2", "--dropout=0.1"]
+                    "--grow_at_tokens=1280", "--grow_factor=2", "--dropout=0.1", "--grow_learning_rate=1.5e-3"]
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,9 @@ def test_growth_inside_a_run(gstack_run):
     assert max(train) == 30  # training went on after the growth
     # compute accounting: a step of the grown model costs more than one of the small model
     assert train[12]["flops"] - train[11]["flops"] > 1.5 * (train[10]["flops"] - train[9]["flops"])
-    # the schedule restarts: warmup again right after the growth (the official Gstack recipe)
-    assert train[11]["lr"] < train[10]["lr"] and train[11]["lr"] == pytest.approx(train[1]["lr"])
+    # the schedule restarts: warmup again right after the growth (the official Gstack recipe), here to a peak
+    # grow_learning_rate of half the base's
+    assert train[11]["lr"] < train[10]["lr"] and train[11]["lr"] == pytest.approx(train[1]["lr"] / 2)
     ck = load_checkpoint(checkpoint_paths(str(gstack_run))[-1])
     assert ck["model_args"]["n_layer"] == 4 and ck["grow_iter"] == 10 and ck["iter_num"] == 30
     # a checkpoint right after the growth holds the Gstack layout: block i = small block i mod 2

@@ -85,8 +85,10 @@ def test_bad_config_key_and_type_are_named():
         apply_overrides(defaults, ["--batch_size=lots"])
     with pytest.raises(ConfigError, match="does not exist"):
         apply_overrides(defaults, ["nope.py"])
-    got = apply_overrides(defaults, ["--learning_rate=1", "--mixture={'a': 1.0}", "--compile=False"])
-    assert got == {"batch_size": 16, "learning_rate": 1.0, "mixture": {"a": 1.0}, "compile": False}
+    got = apply_overrides(defaults, ["--learning_rate=1", "--mixture={'a': 1.0}", "--compile=False", "--batch_size=1e2"])
+    assert got == {"batch_size": 100, "learning_rate": 1.0, "mixture": {"a": 1.0}, "compile": False}
+    with pytest.raises(ConfigError, match="must be int like its default 16, got float 2.5"):
+        apply_overrides(defaults, ["--batch_size=2.5"])
 
 
 def test_bad_key_in_config_file_stops_train_py(tmp_path, tiny_dataset):
