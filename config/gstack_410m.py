@@ -1,0 +1,75 @@
+# Gstack at paper scale, 410M: a 6-layer Llama base trained d tokens, stacked g=4 times to 24 layers, then trained on
+# (Du et al. 2024, "Stacking Your Transformers"; facts in /work/shared/PAPERS.md sec. 1). Needs a cluster: at ~40%
+# MFU one H100 does ~150K tokens/s on the 24-layer model, so 400B tokens is ~30 days of one GPU.
+#
+#   torchrun --standalone --nproc_per_node=8 train.py config/gstack_410m.py --out_dir=out/gstack_410m
+#   # the scratch baseline: the same run at 24 layers without growth
+#   torchrun --standalone --nproc_per_node=8 train.py config/gstack_410m.py --n_layer=24 --grow_at_tokens=0 \
+#       --out_dir=out/gstack_410m_scratch
+#   python eval.py compare out/gstack_410m_scratch out/gstack_410m --plot out/gstack_410m.png
+#
+# This is the in-run form: one train.py run trains the 6-layer base until grow_at_tokens, grows it with G_direct
+# depthwise (Gstack: layers 0..5 repeated 4 times, embeddings / final norm / head copied once), builds a new AdamW
+# and restarts warmup + cosine (grow_schedule="restart", as the official code). tokens and flops in metrics.jsonl
+# count the base phase too (C = C_small + C_large, PAPERS.md sec. 1 "Compute accounting").
+#
+# The official code (github tongxuluo/prts, base_model.sh / g_stack.sh) trains the base as its own run with max LR
+# 1e-3 -> min 1e-4 on a 300K-step schedule and takes its checkpoint at step 5000 (~10.5B tokens at 2M tokens per
+# step), i.e. a base still near its peak LR, not a decayed one. The in-run form follows this with learning_rate =
+# 1e-3 for the base phase (whose cosine barely moves in its first 10B of the budget) and grow_learning_rate for the
+# grown model. Or train the base as its own run, the two-step form:
+#   torchrun ... train.py config/gstack_410m.py --grow_at_tokens=0 --learning_rate=1e-3 --min_lr=1e-4 \
+#       --max_tokens=10_000_000_000 --lr_decay_iters=190735 --out_dir=out/gstack_410m_base   # 190735 = 400B / 2^21
+#   torchrun ... train.py config/gstack_410m.py --init_from=grow --grow_from=out/gstack_410m_base --grow_at_tokens=0 \
+#       --max_tokens=390_000_000_000 --out_dir=out/gstack_410m_grown
+#   (with init_from=grow, max_tokens counts the large phase only; the logged tokens/flops start at the base's.)
+#
+# Paper facts followed (PAPERS.md sec. 1 "Setup"): Llama (RMSNorm, SwiGLU, RoPE), SlimPajama, context 2048, ~2M-token
+# batches, warmup 3000 steps, cosine to 0.1x max LR, max LR 6e-4 for 410M, 6-layer base, g = 4, d = 10B tokens.
+# Shapes from the official lit_gpt config (6L1024H / 24L1024H: 16 heads, intermediate 2816). Not from the paper:
+# weight decay 0.1, betas (0.9, 0.95), clip 1.0 are the official scripts' values; the tokenizer is GPT-2 BPE
+# (data/prepare.py; vocab padded to 50304) where the paper used Llama's 32000, so parameter counts differ a little.
+#
+# Growth timing d: the guideline (Eq. 2) log10(d) = 0.88 log10(N) + 163.27 / log10(C) - 5.74 with N = 4.1e8 and
+# C = 6 N D = 6 * 4.1e8 * 400e9 = 9.84e20 gives d = 4.14B tokens (grow.growth_timing(4.1e8, 9.84e20)); at D = 700B,
+# 3.37B. The paper's experiments used d = 10B, which is what we set.
+# Data: python data/prepare.py --hf=slimpajama --max_bytes=0   (needs `datasets` and a network)
+
+dataset = "slimpajama"
+out_dir = "out/gstack_410m"
+# model: the 6-layer base; growth makes it 24 layers
+arch = "llama"
+n_layer = 6
+n_head = 16
+n_embd = 1024
+intermediate_size = 2816
+block_size = 2048
+dropout = 0.0
+bias = False
+# batch: 2048 x 1024 = 2,097,152 tokens per step (~2M); micro-batch 8 per GPU, accumulation set from the total
+batch_size = 8
+total_batch_tokens = 2_097_152
+# budget: the paper's 410M comparison is at 400B tokens (53.1% speedup; 31.0% at 700B)
+max_tokens = 400_000_000_000
+# optimizer and schedule
+learning_rate = 1e-3            # the 6-layer base (official base runs: 1e-3)
+grow_learning_rate = 6e-4       # the grown model's max LR (PAPERS.md sec. 1)
+min_lr = 6e-5                   # 0.1x max LR
+warmup_iters = 3000
+decay_lr = True
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 1.0
+# growth (Gstack): after d = 10B tokens (ceil(10e9 / 2^21) = 4769 steps), 6 -> 24 layers
+grow_at_tokens = 10_000_000_000
+grow_dim = "depth"
+grow_op = "direct"
+grow_factor = 4
+grow_noise = 0.0                # the paper's appendix finds a = 0.2 slightly better; the main runs use none
+grow_schedule = "restart"
+# evaluation and checkpoints: every 1000 steps (~2.1B tokens)
+eval_interval = 1000
+eval_iters = 10
+log_interval = 10
+keep_checkpoints = 3

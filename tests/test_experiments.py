@@ -1,0 +1,270 @@
+"""The experiment scripts (experiments/*.py) end to end at --scale tiny on the byte-level two-domain dataset, and
+every config/*.py against train.py's settings. The three pipelines run concurrently (one module-level fixture), each
+with a reduced arm list: the whole file takes ~30-60 s on 2 CPU cores."""
+import ast
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, read_metrics
+from configurator import apply_overrides
+from experiments import common
+
+ARMS = {"gstack": "scratch,gstack,depth_zero",
+        "inheritune": "reference,inherit,scratch_T,search",
+        "bimix": "natural,uniform,ce,fitted"}
+
+
+def script(name, out, dataset, arms, extra=()):
+    return [sys.executable, os.path.join(REPO, "experiments", f"{name}.py"), "--scale", "tiny", "--out", str(out),
+            "--dataset", dataset, "--arms", arms, *extra]
+
+
+def start(cmd, log_path):
+    log = open(log_path, "w")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env), log
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dataset, tmp_path_factory):
+    """All three experiments at once (2 cores, single-threaded processes); {name: out_dir}."""
+    root = tmp_path_factory.mktemp("experiments")
+    procs = {}
+    for name, arms in ARMS.items():
+        procs[name] = start(script(name, root / name, tiny_dataset, arms), root / f"{name}.log")
+    deadline = time.time() + 600
+    for name, (p, log) in procs.items():
+        rc = p.wait(timeout=max(1, deadline - time.time()))
+        log.close()
+        if rc != 0:
+            pytest.fail(f"experiments/{name}.py failed ({rc}):\n" + (root / f"{name}.log").read_text()[-4000:])
+    return {name: root / name for name in ARMS}
+
+
+def results(out):
+    with open(out / "results.json") as f:
+        return json.load(f)
+
+
+def last_eval(run_dir):
+    return [m for m in read_metrics(run_dir) if "val_loss" in m][-1]
+
+
+def md_rows(out):
+    text = (out / "results.md").read_text()
+    return {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
+
+
+def test_gstack_pipeline(runs, tiny_dataset):
+    out = runs["gstack"]
+    res = results(out)
+    arms = res["arms"]
+    assert list(arms) == ["scratch", "gstack", "depth_zero"]
+    assert {"scratch", "gstack", "depth_zero"} <= md_rows(out)
+    for arm, row in arms.items():  # the table holds what the runs logged
+        ev = last_eval(out / arm)
+        assert row["val_loss_mean"] == ev["val_loss_mean"] and row["flops"] == ev["flops"], arm
+        assert row["iter"] == 40
+    # the grown arms grew 2 -> 8 layers after d = 2560 tokens; scratch never grew
+    for arm in ("gstack", "depth_zero"):
+        grows = [m for m in read_metrics(out / arm) if m.get("event") == "grow"]
+        assert len(grows) == 1 and grows[0]["before"]["n_layer"] == 2 and grows[0]["after"]["n_layer"] == 8
+        assert grows[0]["tokens"] == 2560 and grows[0]["op"] == ("direct" if arm == "gstack" else "zero")
+    assert not [m for m in read_metrics(out / "scratch") if m.get("event")]
+    # FLOPs include the small phase: equal tokens, fewer FLOPs than scratch, and exactly the small phase's FLOPs
+    # plus the large model's (= scratch's per-token cost) for the tokens after growth
+    s, g = arms["scratch"], arms["gstack"]
+    assert s["tokens"] == g["tokens"] == 40 * 8 * 32
+    assert 0 < g["flops"] < s["flops"]
+    grow_flops = g["grow_events"][0]["flops"]
+    assert grow_flops > 0
+    per_token_big = s["flops"] / s["tokens"]
+    assert g["flops"] - grow_flops == pytest.approx(per_token_big * (g["tokens"] - 2560), rel=1e-9)
+    # the speedup is eval.compare_runs' against scratch's final loss; scratch against itself is 0
+    assert res["comparison"]["target"] == s["val_loss_mean"]
+    assert arms["scratch"]["speedup"] == pytest.approx(0.0)
+    assert any(c.startswith("Gstack ") for c in res["claims"])
+    for key in ("command", "device", "date"):
+        assert res[key] and key in (out / "results.md").read_text()
+    assert res["plot"] or "matplotlib" in res["plot_note"]
+
+    # resumable: a second call reuses every finished arm and trains nothing
+    logs = {a: (out / a / "train.log").read_text() for a in arms}
+    p = subprocess.run(script("gstack", out, tiny_dataset, ARMS["gstack"]), cwd=REPO, capture_output=True, text=True,
+                       env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("finished earlier") == 3
+    assert all((out / a / "train.log").read_text() == logs[a] for a in arms)
+    # a different setting for the same folder is refused instead of mixing runs
+    p = subprocess.run(script("gstack", out, tiny_dataset, "scratch", ["--learning_rate=1e-3"]), cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0 and "other settings" in p.stderr
+
+
+def test_inheritune_pipeline(runs):
+    out = runs["inheritune"]
+    res = results(out)
+    arms = res["arms"]
+    assert list(arms) == ["reference", "inherit", "scratch_T"]
+    assert {"reference", "inherit", "scratch_T"} <= md_rows(out)
+    assert res["n_layer_reference"] == 4 and res["n_layer_small"] == 2 and res["T"] == 30
+    for arm, row in arms.items():
+        ev = last_eval(out / arm)
+        assert row["val_loss_mean"] == ev["val_loss_mean"] and row["iter"] == 30
+    cfg = json.loads((out / "inherit" / "config.json").read_text())
+    assert cfg["init_from"] == "inherit" and cfg["inherit_n_layer"] == 2
+    assert cfg["inherit_from"] == str(out / "reference")
+    # inherited weights already help before training: at iter 0 the inherited model is far below a fresh one
+    first = {a: [m for m in read_metrics(out / a) if "val_loss" in m][0]["val_loss_mean"]
+             for a in ("inherit", "scratch_T")}
+    assert first["inherit"] < first["scratch_T"] - 0.5, first
+    assert any("vs scratch 2 layers, both at T=30" in c for c in res["claims"])
+    # the search (inherit.search): one round at n = L/2 = 2 (n + 2 reaches L), compared with the reference
+    search = res["search"]
+    assert [r["n_layer"] for r in search["rounds"]] == [2] and search["result"] is not None
+    rnd = search["rounds"][0]
+    assert rnd["val_loss"] == last_eval(rnd["run_dir"])["val_loss_mean"]
+    assert rnd["matched"] == (rnd["val_loss"] <= arms["reference"]["val_loss_mean"])
+    assert "Inheritune search" in (out / "results.md").read_text()
+
+
+def test_bimix_pipeline(runs, tiny_dataset):
+    out = runs["bimix"]
+    res = results(out)
+    arms = res["arms"]
+    assert list(arms) == ["natural", "uniform", "ce", "fitted"]
+    assert set(arms) <= md_rows(out)
+    for arm, row in arms.items():
+        ev = last_eval(out / arm)
+        assert row["val_loss"] == ev["val_loss"] and row["val_loss_mean"] == ev["val_loss_mean"]
+        assert row["tokens"] == 30 * 8 * 32 and set(row["val_loss"]) == {"code", "prose"}
+    meta = json.loads(open(os.path.join(tiny_dataset, "meta.json")).read())
+    total = sum(d["train_tokens"] for d in meta["domains"].values())
+    for dom, d in meta["domains"].items():
+        assert arms["natural"]["mixture"][dom] == pytest.approx(d["train_tokens"] / total)
+        assert arms["uniform"]["mixture"][dom] == pytest.approx(0.5)
+    assert arms["ce"]["mixture"] != arms["uniform"]["mixture"]
+    # the fit used the three proxy runs' evaluations (iter > 0: 6 per run and domain) and its optimum sums to 1
+    fit = res["fit"]
+    assert "error" not in fit, fit
+    assert fit["n_points"] == 3 * 6 * 2 and fit["steps"] == 30
+    assert sum(fit["mixture"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(0 < r < 1 for r in fit["mixture"].values())
+    ran = json.loads((out / "fitted" / "config.json").read_text())["mixture"]
+    assert sum(ran.values()) == pytest.approx(1.0) and ran == pytest.approx(fit["mixture"], abs=1e-5)
+    assert any(c.startswith("the CE mixture") for c in res["claims"])
+    assert json.loads((out / "fit.json").read_text())["mixture"] == fit["mixture"]
+
+
+def test_bimix_fit_failure_is_reported_not_raised(tmp_path, tiny_dataset):
+    """Runs too short for the law (one evaluation after iter 0) give a clear reason in the results, no crash."""
+    from experiments import bimix
+    assert "not found" in bimix.fit([str(tmp_path / "missing")], 10)["error"]
+    out = tmp_path / "b"
+    for arm, mixture in (("natural", {"code": 0.8, "prose": 0.2}), ("uniform", {"code": 0.5, "prose": 0.5})):
+        d = out / arm
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps({"mixture": mixture}))
+        (d / "metrics.jsonl").write_text(json.dumps({"iter": 10, "tokens": 1, "flops": 1.0, "val_loss": {
+            "code": 3.0, "prose": 3.5}, "val_loss_mean": 3.25}) + "\n")
+    res = bimix.fit([str(out / "natural"), str(out / "uniform")], 10)
+    assert "too few observations" in res["error"]
+    assert "The BiMix fit failed" in " ".join(bimix.claims({}, res))
+
+
+def test_bimix_script_reports_a_failed_fit_in_its_table(tmp_path, tiny_dataset):
+    """The whole script over three finished proxy runs with one evaluation each (too few points for the law):
+    results.md and results.json say why, and the fitted arm is not run. The runs are written by hand (the
+    script's own arm records, so it reuses them), so nothing trains."""
+    from experiments import bimix
+    out = tmp_path / "b"
+    meta = json.loads(open(os.path.join(tiny_dataset, "meta.json")).read())
+    for arm in bimix.PROXIES:
+        d = out / arm
+        d.mkdir(parents=True)
+        argv = ["config/bimix_tiny.py", f"--dataset={tiny_dataset}", f"--mixture={arm}", f"--out_dir={d}"]
+        (d / "arm.json").write_text(json.dumps({"arm": arm, "argv": argv, "last_iter": 30}))
+        mixture = {dom: 0.5 for dom in meta["domains"]}
+        (d / "config.json").write_text(json.dumps({"mixture": mixture, "n_layer": 2, "n_embd": 32}))
+        line = {"iter": 30, "tokens": 7680, "flops": 1e9, "val_loss": {"code": 3.0, "prose": 3.5},
+                "val_loss_mean": 3.25, "mixture": mixture}
+        (d / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    data = bimix.main(["--out", str(out), "--dataset", tiny_dataset])
+    assert "too few observations" in data["fit"]["error"] and "fitted" not in data["arms"]
+    assert not (out / "fitted").exists()
+    md = (out / "results.md").read_text()
+    assert "| fitted |" in md and "not run: fit failed" in md and "The BiMix fit failed" in md
+
+
+def test_mini_arms_are_valid_train_settings(tmp_path, capsys):
+    """--dry_run builds every arm's train.py command at --scale mini and checks it against train.py's settings."""
+    from experiments import bimix, gstack, inheritune
+    for mod in (gstack, inheritune, bimix):
+        assert mod.main(["--scale", "mini", "--out", str(tmp_path / mod.__name__), "--dry_run"]) is None
+    printed = capsys.readouterr().out
+    for arm in gstack.ARMS + inheritune.ARMS + bimix.ARMS:
+        assert f"[{arm}]" in printed or arm in ("depth_direct", "ablation_full"), arm  # aliases share a run
+    assert "--n_embd=384 --n_head=6 --intermediate_size=1024" in printed  # widthwise: half width, head_dim 64 kept
+    assert "--n_layer=6 --max_iters=320" in printed                       # scratch_2T of the 12-layer reference
+
+
+def settings_block_names():
+    """Names assigned in train.py between '# settings' and 'setting_names =', found by parsing (not running) it."""
+    src = open(os.path.join(REPO, "train.py")).read()
+    tree = ast.parse(src)
+    lines = src.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# settings")) + 1
+    end = next(i for i, line in enumerate(lines) if line.startswith("setting_names =")) + 1
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) and start <= node.lineno < end
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+CONFIGS = sorted(glob.glob(os.path.join(REPO, "config", "*.py")))
+
+
+def test_train_defaults_are_train_py_settings():
+    defaults = common.train_defaults()
+    assert set(defaults) == settings_block_names()
+    assert defaults["grow_factor"] == 4 and defaults["mixture"] is None and defaults["init_from"] == "scratch"
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[os.path.basename(p) for p in CONFIGS])
+def test_config_loads_with_train_py_defaults(path):
+    defaults = common.train_defaults()
+    s = apply_overrides(defaults, [path])  # unknown names or wrong types raise ConfigError
+    text = open(path).read()
+    assert text.startswith("#") and "PAPERS.md" in text and "python " in text  # header: what, how to run, facts
+    if s["total_batch_tokens"]:
+        assert s["total_batch_tokens"] % (s["batch_size"] * s["block_size"]) == 0
+    assert s["n_embd"] % s["n_head"] == 0
+    assert common.final_iter(s) > 0
+
+
+def test_paper_configs_follow_papers_md():
+    load = {os.path.basename(p)[:-3]: apply_overrides(common.train_defaults(), [p]) for p in CONFIGS}
+    for name, lr in (("gstack_410m", 6e-4), ("gstack_1b", 3e-4)):
+        s = load[name]
+        assert s["arch"] == "llama" and s["n_layer"] == 6 and s["n_layer"] * s["grow_factor"] == 24
+        assert s["grow_dim"] == "depth" and s["grow_op"] == "direct" and s["grow_schedule"] == "restart"
+        assert s["block_size"] == 2048 and s["total_batch_tokens"] == 2 ** 21 and s["warmup_iters"] == 3000
+        # the grown model's max LR is the paper's, cosine to 0.1x of it; the base trains at 1e-3 as in the code
+        assert s["grow_learning_rate"] == lr and s["min_lr"] == pytest.approx(0.1 * lr)
+        assert s["learning_rate"] == 1e-3
+        assert s["grow_at_tokens"] == 10 ** 10 and s["dataset"] == "slimpajama"
+    for name, (L, d, h, lr, batch) in {"inheritune_gpt2_medium": (24, 1024, 16, 3e-4, 393_216),
+                                       "inheritune_gpt2_large": (36, 1280, 20, 2e-4, 131_072)}.items():
+        s = load[name]
+        got = (s["n_layer"], s["n_embd"], s["n_head"], s["learning_rate"], s["total_batch_tokens"])
+        assert got == (L, d, h, lr, batch)
+        assert s["arch"] == "gpt2" and not s["bias"] and s["dropout"] == 0 and s["scale_attn_by_inverse_layer_idx"]
+        assert (s["beta1"], s["beta2"], s["warmup_iters"], s["min_lr"], s["weight_decay"], s["grad_clip"]) == \
+            (0.9, 0.95, 2000, 1e-5, 0.1, 1.0)
+        assert s["block_size"] == 1024 and s["max_iters"] == 100_000 and s["dataset"] == "openwebtext"
+    s = load["bimix_proxy"]
+    assert (s["n_layer"], s["n_embd"], s["block_size"], s["total_batch_tokens"]) == (12, 768, 1024, 512 * 1024)
