@@ -214,7 +214,7 @@ if init_from == "resume":
     iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
     best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
 elif init_from == "scratch":
-    meta_vocab = load_meta(data_dir)["vocab_size"]
+    meta_vocab = batcher.meta["vocab_size"]
     model = GPT(GPTConfig(arch=arch, block_size=block_size, vocab_size=vocab_size or 64 * math.ceil(meta_vocab / 64),
                           n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head, n_embd=n_embd,
                           intermediate_size=intermediate_size, dropout=dropout, bias=bias, tie_embeddings=tie_embeddings,
@@ -324,9 +324,15 @@ metrics_path = os.path.join(out_dir, "metrics.jsonl")
 if master:
     os.makedirs(out_dir, exist_ok=True)
     if init_from == "resume" and os.path.exists(metrics_path):
-        # drop what the interrupted run logged after its checkpoint: those steps are about to be redone
+        # drop what the interrupted run logged after its checkpoint (those steps are about to be redone), and a
+        # last line cut short by the crash
+        lines = []
         with open(metrics_path) as f:
-            lines = [json.loads(line) for line in f if line.strip()]
+            for line in f:
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
         keep = [m for m in lines if m["iter"] <= iter_num]  # a train line's iter counts the steps already done
         with open(metrics_path + ".tmp", "w") as f:
             f.writelines(json.dumps(m) + "\n" for m in keep)

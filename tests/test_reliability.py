@@ -65,6 +65,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(tiny_dataset, tmp
     assert p.returncode == -signal.SIGKILL
     done = final_state(tmp_path / "crash")["iter_num"]
     assert done < 60, "the run finished before it was killed; nothing was tested"
+    with open(tmp_path / "crash" / "metrics.jsonl", "a") as f:
+        f.write('{"iter": 99, "tokens": 12')  # a line the kill cut short
     run_train(args + [f"--out_dir={tmp_path / 'crash'}", "--init_from=resume"])
     assert_same_run(uninterrupted, tmp_path / "crash")
 
