@@ -168,7 +168,8 @@ def hf_sources(name):
     if name == "fineweb-edu":
         return {"fineweb": lambda: ((d["id"], d["text"]) for d in load_dataset(
             "HuggingFaceFW/fineweb-edu", name="sample-10BT", split="train", streaming=True))}
-    if name == "slimpajama":  # one domain per RedPajama source (the BiMix / Gstack data)
+    if name == "slimpajama":  # one domain per RedPajama source (the BiMix / Gstack data). Each domain streams the
+        # dataset and keeps its own source's documents: simple, but with --max_bytes=0 that is one pass per domain
         domains = ["RedPajamaCommonCrawl", "RedPajamaC4", "RedPajamaGithub", "RedPajamaBook", "RedPajamaArXiv",
                    "RedPajamaWikipedia", "RedPajamaStackExchange"]
 
