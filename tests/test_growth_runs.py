@@ -49,9 +49,16 @@ def test_resume_after_growth_reproduces_the_run(gstack_run, tiny_dataset, tmp_pa
     assert full == part
 
 
-def test_init_from_grow_counts_the_small_phase(tiny_dataset, tmp_path, gstack_run):
-    small = tmp_path / "small"
-    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={small}", "--max_iters=10"])
+@pytest.fixture(scope="module")
+def small_run(tiny_dataset, tmp_path_factory):
+    """A finished small run to grow from (init_from='grow')."""
+    out = tmp_path_factory.mktemp("small")
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--max_iters=10"])
+    return out
+
+
+def test_init_from_grow_counts_the_small_phase(tiny_dataset, tmp_path, small_run):
+    small = small_run
     big = tmp_path / "big"
     run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={big}", "--max_iters=10", "--init_from=grow",
                           f"--grow_from={small}", "--grow_factor=3", "--grow_op=zero"])
@@ -103,12 +110,11 @@ def test_growth_from_an_incompatible_checkpoint_is_named(tiny_dataset, tmp_path)
     assert p.returncode != 0 and "n_embd=16 is smaller than the current n_embd=32; growth only widens" in p.stderr
 
 
-def test_init_from_grow_with_learn_and_resume_after_a_mapped_zero_growth(tiny_dataset, tmp_path):
+def test_init_from_grow_with_learn_and_resume_after_a_mapped_zero_growth(tiny_dataset, tmp_path, small_run):
     """G_learn from a finished small run gets its training batches; a run grown in-run with an explicit layer map
     resumes (its growth settings are not re-checked against the already grown model)."""
-    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'small'}", "--max_iters=5"])
     run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'learned'}", "--max_iters=2",
-                          "--init_from=grow", f"--grow_from={tmp_path / 'small'}", "--grow_op=learn",
+                          "--init_from=grow", f"--grow_from={small_run}", "--grow_op=learn",
                           "--grow_factor=2", "--grow_learn_steps=2"])
     assert load_checkpoint(checkpoint_paths(str(tmp_path / "learned"))[-1])["model_args"]["n_layer"] == 4
     args = TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'mapped'}", "--grow_at_tokens=640",

@@ -193,7 +193,7 @@ def test_ddp_rank_death_is_reported_and_resume_continues(tiny_dataset, tmp_path)
     """One of two torchrun workers is killed: torchrun reports the failure and exits non-zero; relaunching the
     same command with --init_from=resume continues from the last checkpoint to the end."""
     out = tmp_path / "run"
-    args = RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--gradient_accumulation_steps=2"]
+    args = RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--gradient_accumulation_steps=2", "--max_iters=30"]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.Popen(torchrun + [os.path.join(REPO, "train.py")] + args, cwd=REPO, env=env,
@@ -207,7 +207,7 @@ def test_ddp_rank_death_is_reported_and_resume_continues(tiny_dataset, tmp_path)
     p2 = subprocess.run(torchrun + [os.path.join(REPO, "train.py")] + args + ["--init_from=resume"], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=300)
     assert p2.returncode == 0, p2.stderr[-2000:]
-    assert final_state(out)["iter_num"] == 60
+    assert final_state(out)["iter_num"] == 30
 
 
 def _descendants(pid):
