@@ -101,14 +101,12 @@ def test_bench_times_any_train_config_and_the_grown_model():
     import subprocess
     from conftest import REPO
     cmd = [sys.executable, os.path.join(REPO, "bench.py"), "--n_layer=2", "--n_head=2", "--n_embd=32",
-           "--block_size=32", "--batch_size=2", "--warmup=1", "--steps=2", "--device=cpu", "--peak_flops=1e12"]
-    small = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
-    grown = subprocess.run(cmd + ["--grow_at_tokens=1", "--grow_factor=3"], capture_output=True, text=True,
-                           cwd=REPO, timeout=120)
-    assert small.returncode == 0 and grown.returncode == 0, small.stderr + grown.stderr
-    assert "gpt2 2L 32d" in small.stdout and "gpt2 6L 32d" in grown.stdout
-    for out in (small.stdout, grown.stdout):
-        assert "ms/iter" in out and "tokens/s" in out and "MFU " in out and "peak RSS" in out
+           "--block_size=32", "--batch_size=2", "--warmup=1", "--steps=2", "--device=cpu", "--peak_flops=1e12",
+           "--grow_at_tokens=1", "--grow_factor=3"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "gpt2 6L 32d" in p.stdout  # the grown model (2 layers stacked 3 times) is what was timed
+    assert "ms/iter" in p.stdout and "tokens/s" in p.stdout and "MFU " in p.stdout and "peak RSS" in p.stdout
 
 
 def test_missing_dataset_and_data_file_are_clear(tmp_path, tiny_dataset):
