@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import grow
 from data.loader import Batcher, DataError, domain_losses, load_meta
 from data.prepare import get_tokenizer
 from model import CheckpointError, find_checkpoint, model_from_checkpoint, to_hf
@@ -498,23 +499,20 @@ def loss_at(curve, x):
 
 def tokens_to_reach(curve, target):
     """First x (tokens or FLOPs) at which a loss curve [(x, loss)] reaches `target`, linearly interpolated between
-    the two evaluation points around the crossing; None if the curve never gets that low."""
-    for i, (x, loss) in enumerate(curve):
-        if loss <= target:
-            if i == 0:
-                return float(x)
-            x0, l0 = curve[i - 1]
-            return float(x0 + (l0 - target) / (l0 - loss) * (x - x0))  # l0 > target >= loss
-    return None
+    the two evaluation points around the crossing (grow.flops_to_loss); None if the curve never gets that low."""
+    if not curve:
+        return None
+    x = grow.flops_to_loss(*zip(*curve), target)
+    return None if math.isinf(x) else x
 
 
 def speedup(baseline_curve, run_curve, target):
-    """Gstack's speedup at equal loss: sp = C_baseline / C_run - 1, where C is the compute (FLOPs curves; tokens
-    curves give the token speedup) each needs to reach `target`. None when either never reaches it."""
+    """Gstack's speedup at equal loss (grow.speedup): sp = C_baseline / C_run - 1, where C is the compute (FLOPs
+    curves; tokens curves give the token speedup) each needs to reach `target`. None when either never reaches it."""
     cb, cr = tokens_to_reach(baseline_curve, target), tokens_to_reach(run_curve, target)
     if cb is None or cr is None or cr <= 0:
         return None
-    return cb / cr - 1
+    return grow.speedup(cb, cr)
 
 
 def _g(x, spec=".4g"):
