@@ -25,7 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from configurator import ConfigError, apply_overrides  # noqa: E402
+from configurator import ConfigError, apply_overrides, defaults_from_script  # noqa: E402
 
 SCALES = ("tiny", "mini")
 SET_BY_SCRIPT = ("out_dir",)  # train.py settings the scripts set per arm; refused as user overrides
@@ -35,19 +35,8 @@ SET_BY_SCRIPT = ("out_dir",)  # train.py settings the scripts set per arm; refus
 # train.py settings
 
 def train_defaults(path=os.path.join(REPO, "train.py")):
-    """train.py's settings and defaults, read from its source without running it: the lines between the
-    '# settings' comment and `setting_names = ...` are plain assignments, executed here on their own."""
-    with open(path) as f:
-        lines = f.read().splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.startswith("# settings"))
-        end = next(i for i, line in enumerate(lines) if line.startswith("setting_names ="))
-    except StopIteration:
-        raise RuntimeError(f"{path}: no '# settings' ... 'setting_names =' block found") from None
-    namespace = {}
-    exec(compile("\n".join(lines[start:end]), path, "exec"), namespace)
-    return {k: v for k, v in namespace.items() if not k.startswith("_")
-            and isinstance(v, (int, float, bool, str, list, dict, type(None)))}
+    """train.py's settings and defaults, read from its source without running it (as bench.py reads them)."""
+    return defaults_from_script(path)
 
 
 def resolve(argv):
