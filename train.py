@@ -532,5 +532,6 @@ while True:
 
 if progress:
     progress.close()
-if ddp:
+if ddp:  # no process tears down its connections while another is still writing the last checkpoint
+    torch.distributed.barrier()
     destroy_process_group()
