@@ -204,9 +204,7 @@ def test_ddp_rank_death_is_reported_and_resume_continues(tiny_dataset, tmp_path)
     os.kill(rank1[0], signal.SIGKILL)
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode != 0 and "train.py FAILED" in stderr and "Signal 9 (SIGKILL)" in stderr
-    p2 = subprocess.run(torchrun + [os.path.join(REPO, "train.py")] + args + ["--init_from=resume"], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=300)
-    assert p2.returncode == 0, p2.stderr[-2000:]
+    run_train(args + ["--init_from=resume"], launcher=torchrun)
     assert final_state(out)["iter_num"] == 30
 
 
