@@ -47,7 +47,7 @@ import torch.nn.functional as F
 import grow
 from data.loader import Batcher, DataError, domain_losses, load_meta
 from data.prepare import get_tokenizer
-from model import CheckpointError, find_checkpoint, model_from_checkpoint, to_hf
+from model import CheckpointError, find_checkpoint, model_from_checkpoint, read_metrics, to_hf
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 GPT2_VOCAB = 50257
@@ -456,31 +456,24 @@ def run_harness(path, tasks, hf_tokenizer=None, batch_size=16, limit=None, devic
 # -------------------------------------------------------------------------------------------------------------
 # Comparing runs: loss curves from metrics.jsonl, matched-compute losses, speedup at equal loss
 
-def read_metrics(run_dir, log=print):
-    """(evaluation lines, events) of a run's metrics.jsonl. A line cut short by a crash is skipped with a note;
-    a resumed run re-logs from its checkpoint on, so an evaluation line whose tokens do not exceed the previous
-    one's replaces the points the interrupted attempt had written past it."""
-    path = run_dir if os.path.isfile(run_dir) else os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.isfile(path):
-        raise EvalError(f"{path} not found: is {run_dir} a train.py out_dir?")
+def read_evals(run_dir, log=print):
+    """(evaluation lines, events) of a run's metrics.jsonl. A resumed run re-logs from its checkpoint on, so an
+    evaluation line whose tokens do not exceed the previous one's replaces the points the interrupted attempt
+    had written past it."""
+    try:
+        records = read_metrics(run_dir, log)
+    except FileNotFoundError as e:
+        raise EvalError(str(e)) from None
     evals, events = [], {}
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                log(f"note: {path}:{n} is not valid JSON (cut short by a crash?); skipped")
-                continue
-            if "event" in rec:
-                events[rec["event"], rec.get("tokens")] = rec
-            elif rec.get("val_loss_mean") is not None and rec.get("tokens") is not None:
-                while evals and evals[-1]["tokens"] >= rec["tokens"]:
-                    evals.pop()
-                evals.append(rec)
+    for rec in records:
+        if "event" in rec:
+            events[rec["event"], rec.get("tokens")] = rec
+        elif rec.get("val_loss_mean") is not None and rec.get("tokens") is not None:
+            while evals and evals[-1]["tokens"] >= rec["tokens"]:
+                evals.pop()
+            evals.append(rec)
     if not evals:
-        raise EvalError(f"{path} has no evaluation lines (with tokens and val_loss_mean)")
+        raise EvalError(f"{run_dir} has no evaluation lines (with tokens and val_loss_mean) in its metrics.jsonl")
     return evals, list(events.values())
 
 
@@ -525,7 +518,7 @@ def compare_runs(run_dirs, target=None, plot=None, log=print):
     names = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     if len(set(names)) < len(names):
         names = [os.path.normpath(d) for d in run_dirs]
-    runs = [(name, *read_metrics(d, log)) for name, d in zip(names, run_dirs)]
+    runs = [(name, *read_evals(d, log)) for name, d in zip(names, run_dirs)]
     base_evals = runs[0][1]
     target = float(base_evals[-1]["val_loss_mean"]) if target is None else float(target)
     w = max(len(n) for n in names) + 2

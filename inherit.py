@@ -63,7 +63,8 @@ import sys
 import numpy as np
 import torch
 
-from model import GPT, CheckpointError, GPTConfig, config_dict, find_checkpoint, model_from_checkpoint
+from model import (GPT, CheckpointError, GPTConfig, config_dict, find_checkpoint, model_from_checkpoint,
+                   read_metrics)
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -278,25 +279,9 @@ SEARCH_SET = ("init_from", "inherit_from", "inherit_n_layer", "n_layer", "max_it
               "grow_at_tokens", "out_dir")  # train.py settings each round sets itself
 
 
-def read_metrics(run_dir):
-    """The JSON lines of a run's metrics.jsonl (docs/contracts.md); unparseable lines (a run killed mid-write)
-    are skipped."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a train.py out_dir that evaluated at least once?")
-    out = []
-    with open(path) as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
-
-
 def final_eval(run_dir):
     """The last evaluation line of a run (the run's final validation loss is its val_loss_mean)."""
-    evals = [m for m in read_metrics(run_dir) if isinstance(m, dict) and m.get("val_loss_mean") is not None]
+    evals = [m for m in read_metrics(run_dir) if m.get("val_loss_mean") is not None]
     if not evals:
         raise ValueError(f"{run_dir}/metrics.jsonl has no evaluation line (val_loss_mean); did the run evaluate?")
     return evals[-1]

@@ -30,6 +30,8 @@ import warnings
 
 import numpy as np
 
+from model import read_metrics
+
 ENTROPIES = ("SE", "JE", "CE", "VNE")
 MIXTURE_SPECS = ("natural", "uniform", "se", "je", "ce", "vne")
 SUM_TOLERANCE = 1e-3     # explicit proportions may miss 1 by this much (rounding) before resolve_mixture warns
@@ -555,31 +557,16 @@ def observations_from_runs(run_dirs):
     BiMix fitting points from train.py runs: list of (domain, r, s, loss). r from the run's config.json
     "mixture" (or an evaluation line's own "mixture" when present), s = "iter" and loss = "val_loss"[domain]
     from the evaluation lines of metrics.jsonl. Skipped: iter 0 (s^-beta is infinite there), domains with
-    r = 0 in that run (the law has r^-alpha), non-finite losses (a diverged run) and unparseable lines (a run
-    killed mid-write), the last two with a warning; a resumed run that evaluated one iter twice keeps the last.
+    r = 0 in that run (the law has r^-alpha), non-finite losses (a diverged run) and lines that are not JSON (a
+    run killed mid-write), the last two with a warning; a resumed run that evaluated one iter twice keeps the last.
     """
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
     obs = []
     for run_dir in run_dirs:
         mixture = _run_mixture(run_dir)
-        path = os.path.join(run_dir, "metrics.jsonl")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} not found: run {run_dir} has no metrics")
-        by_iter, bad = {}, 0
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    bad += 1
-                    continue
-                if isinstance(rec.get("val_loss"), dict) and rec.get("iter", 0) > 0:
-                    by_iter[int(rec["iter"])] = rec
-        if bad:
-            warnings.warn(f"{path}: skipped {bad} unparseable line(s)")
+        by_iter = {int(rec["iter"]): rec for rec in read_metrics(run_dir, log=warnings.warn)
+                   if isinstance(rec.get("val_loss"), dict) and rec.get("iter", 0) > 0}
         nonfinite = 0
         for it in sorted(by_iter):
             rec = by_iter[it]
@@ -592,7 +579,7 @@ def observations_from_runs(run_dirs):
                     continue
                 obs.append((d, float(mix[d]), float(it), float(loss)))
         if nonfinite:
-            warnings.warn(f"{path}: skipped {nonfinite} non-finite validation loss(es)")
+            warnings.warn(f"{run_dir}/metrics.jsonl: skipped {nonfinite} non-finite validation loss(es)")
     return obs
 
 

@@ -364,6 +364,24 @@ def model_from_checkpoint(path_or_ckpt, device="cpu"):
     return model.to(device), ckpt
 
 
+def read_metrics(run_dir, log=print):
+    """The records of a run's metrics.jsonl (run_dir may also be the file itself), oldest first; the format is in
+    docs/contracts.md. A line that is not JSON, the one a killed run was writing, is named and skipped."""
+    path = run_dir if os.path.isfile(run_dir) else os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a train.py out_dir?")
+    records = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                log(f"note: {path}:{n} is not valid JSON (cut short by a crash?); skipped")
+    return records
+
+
 def config_dict(config):
     return {f.name: getattr(config, f.name) for f in fields(config)}
 

@@ -31,7 +31,7 @@ from configurator import ConfigError, apply_overrides
 from data.loader import Batcher, DataError, domain_losses, load_meta
 from mix import resolve_mixture
 from model import (GPT, CheckpointError, GPTConfig, checkpoint_paths, config_dict, find_checkpoint, from_hf,
-                   model_from_checkpoint, save_checkpoint)
+                   model_from_checkpoint, read_metrics, save_checkpoint)
 
 
 def _clean_errors(kind, err, tb, default=sys.excepthook):
@@ -324,16 +324,9 @@ metrics_path = os.path.join(out_dir, "metrics.jsonl")
 if master:
     os.makedirs(out_dir, exist_ok=True)
     if init_from == "resume" and os.path.exists(metrics_path):
-        # drop what the interrupted run logged after its checkpoint (those steps are about to be redone), and a
-        # last line cut short by the crash
-        lines = []
-        with open(metrics_path) as f:
-            for line in f:
-                try:
-                    lines.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        keep = [m for m in lines if m["iter"] <= iter_num]  # a train line's iter counts the steps already done
+        # drop what the interrupted run logged after its checkpoint (those steps are about to be redone; a train
+        # line's iter counts the steps already done), and a last line cut short by the crash
+        keep = [m for m in read_metrics(metrics_path, log) if m["iter"] <= iter_num]
         with open(metrics_path + ".tmp", "w") as f:
             f.writelines(json.dumps(m) + "\n" for m in keep)
         os.replace(metrics_path + ".tmp", metrics_path)

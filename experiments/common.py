@@ -130,28 +130,20 @@ def child_env(scale):
 # -------------------------------------------------------------------------------------------------------------
 # Runs
 
-def read_jsonl(path):
-    """The JSON objects of a .jsonl file; lines cut short by a crash are skipped."""
-    out = []
-    if not os.path.isfile(path):
-        return out
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    continue
-    return out
+def metrics(run_dir):
+    """A run's metrics.jsonl records, oldest first ([] before the run has written any)."""
+    from model import read_metrics  # imports torch: only once runs are read, so --help stays instant
+    path = os.path.join(run_dir, "metrics.jsonl")
+    return read_metrics(path, log=lambda *a: None) if os.path.isfile(path) else []
 
 
 def evals(run_dir):
     """Evaluation lines of a run's metrics.jsonl, in order."""
-    return [m for m in read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if m.get("val_loss_mean") is not None]
+    return [m for m in metrics(run_dir) if m.get("val_loss_mean") is not None]
 
 
 def grow_events(run_dir):
-    return [m for m in read_jsonl(os.path.join(run_dir, "metrics.jsonl")) if m.get("event") == "grow"]
+    return [m for m in metrics(run_dir) if m.get("event") == "grow"]
 
 
 def final_eval(run_dir):
@@ -305,7 +297,7 @@ def plot(out, runs, filename="loss_curves.png", target=None):
     series = []
     for name, d in runs.items():
         try:
-            e, events = ev.read_metrics(d, log=lambda *a: None)
+            e, events = ev.read_evals(d, log=lambda *a: None)
         except ev.EvalError:
             continue
         series.append((name, e, events))

@@ -371,7 +371,7 @@ def test_compare_runs_speedup_and_plot(tmp_path):
 def test_resumed_run_keeps_the_latest_points(tmp_path):
     run = write_metrics(tmp_path / "r", [(0, 0, 5.0), (100, 1e3, 4.0), (200, 2e3, 3.5), (300, 3e3, 3.4),
                                          (200, 2e3, 3.6), (300, 3e3, 3.3), (400, 4e3, 3.2)])
-    evals, _ = E.read_metrics(run)
+    evals, _ = E.read_evals(run)
     assert E.curve(evals) == [(0, 5.0), (100, 4.0), (200, 3.6), (300, 3.3), (400, 3.2)]
     with pytest.raises(E.EvalError, match="not found"):
-        E.read_metrics(str(tmp_path / "nope"))
+        E.read_evals(str(tmp_path / "nope"))

@@ -376,7 +376,7 @@ def test_observations_from_runs(tmp_path):
     grow = json.dumps({"event": "grow", "iter": 500, "tokens": 1, "flops": 1, "before": {}, "after": {}}) + "\n"
     dup = json.dumps({"iter": 1000, "tokens": 1, "flops": 1, "val_loss": {"web": 1.234}, "val_loss_mean": 1.2})
     run = write_run(tmp_path / "run1", m, [0, 500, 1000], extra_lines=[grow, dup + "\n", '{"iter": 15'])
-    with pytest.warns(UserWarning, match="skipped 1 unparseable"):
+    with pytest.warns(UserWarning, match=r"metrics.jsonl:\d+ is not valid JSON"):
         obs = mix.observations_from_runs([run])
     assert all(s > 0 for _, _, s, _ in obs)  # iter 0 skipped
     assert ("web", 0.5, 500.0, pytest.approx(mix.bimix_loss(TRUE["web"], 0.5, 500))) in obs
