@@ -201,6 +201,15 @@ def grown(small, at_iter):
         return grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise, **learn)
     return grow.grow_width(small, grow_n_embd, grow_op, noise=grow_noise, **learn)
 
+
+def learn_flops(big):
+    """The compute G_learn spent fitting its maps: grow_learn_steps forward+backward passes of the grown model on
+    one micro-batch per process, counted as training steps (6N per token). Its tokens are not added to
+    tokens_seen: they are the batches of the steps ahead, which the run trains on anyway."""
+    if grow_op != "learn":
+        return 0
+    return grow_learn_steps * batch_size * block_size * world_size * big.flops_per_token(block_size)
+
 # ----------------------------------------------------------------------------------------------------------------
 # the model: from scratch, a checkpoint (resume), a grown small model, an inherited reference, or Hugging Face
 iter_num, tokens_seen, flops_seen, best_val_loss = 0, 0, 0.0, float("inf")
@@ -227,7 +236,7 @@ elif init_from == "grow":
         raise SystemExit(f"init_from='grow' from {grow_from}: {e}") from None
     model = grown(small.to(device), 0)
     # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
-    tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"], 0
+    tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"] + learn_flops(model), 0
     log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
         f"to {model.config.n_layer} layers, {model.config.n_embd} wide")
 elif init_from == "inherit":
@@ -393,7 +402,7 @@ def stop_requested():
 
 def grow_now():
     """Growth inside the run: grow the trained small model, then a fresh optimizer, a recompile and DDP again."""
-    global model, optimizer, train_model, grow_iter, schedule_start, flops_per_token
+    global model, optimizer, train_model, grow_iter, schedule_start, flops_per_token, flops_seen
     before = config_dict(model.config)
     if fsdp:  # grow a plain copy of the whole model; the grown model is sharded afresh below
         plain = GPT(model.config)
@@ -406,6 +415,7 @@ def grow_now():
             torch.distributed.broadcast(t, src=0)
     optimizer, train_model = setup_training(model)  # the official code builds a new AdamW: no state carries over
     flops_per_token = model.flops_per_token(block_size)
+    flops_seen += learn_flops(model)
     grow_iter = iter_num
     if grow_schedule == "restart":
         schedule_start = iter_num

@@ -116,7 +116,12 @@ def test_init_from_grow_with_learn_and_resume_after_a_mapped_zero_growth(tiny_da
     run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'learned'}", "--max_iters=2",
                           "--init_from=grow", f"--grow_from={small_run}", "--grow_op=learn",
                           "--grow_factor=2", "--grow_learn_steps=2"])
-    assert load_checkpoint(checkpoint_paths(str(tmp_path / "learned"))[-1])["model_args"]["n_layer"] == 4
+    learned = load_checkpoint(checkpoint_paths(str(tmp_path / "learned"))[-1])
+    assert learned["model_args"]["n_layer"] == 4
+    # G_learn's fitting is compute too: 2 steps of one 4 x 32-token micro-batch through the grown model
+    small_flops = load_checkpoint(checkpoint_paths(str(small_run))[-1])["flops"]
+    fitting = 2 * 4 * 32 * GPT(GPTConfig(**learned["model_args"])).flops_per_token(32)
+    assert read_metrics(tmp_path / "learned")[0]["flops"] == pytest.approx(small_flops + fitting)
     args = TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'mapped'}", "--grow_at_tokens=640",
                        "--grow_op=zero", "--grow_layer_map=[0, 1, 1, 0]", "--eval_interval=5", "--lr_decay_iters=20"]
     run_train(args + ["--max_iters=10"])
