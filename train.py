@@ -448,11 +448,12 @@ def check_finite():
                          f"checkpoint was written after it. Lower learning_rate, or set nan_policy='skip', and "
                          f"resume from the last good checkpoint in {out_dir}")
 
-t0 = time.time()
+t0, timed_steps = time.time(), 0  # throughput counts training steps only: the clock restarts after evals and growth
 while True:
     if grow_at_tokens and grow_iter is None and tokens_seen >= grow_at_tokens:
         grow_now()
         write_checkpoint()
+        t0, timed_steps = time.time(), 0
     if grow_iter is not None and grow_op == "random":
         grow.set_ramp(model, grow.ramp_value(iter_num - grow_iter, grow_ramp_steps))
     lr = get_lr(iter_num)
@@ -473,6 +474,7 @@ while True:
         if val_loss < best_val_loss or always_save_checkpoint:
             best_val_loss = min(best_val_loss, val_loss)
             write_checkpoint()
+        t0, timed_steps = time.time(), 0
     if eval_only or iter_num >= max_iters:
         break
     if (not ddp or iter_num % log_interval == 0) and stop_requested():  # under DDP: agreed on at log steps
@@ -511,13 +513,14 @@ while True:
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     iter_num += 1
+    timed_steps += 1
     tokens_seen += tokens_per_iter
     flops_seen += flops_per_token * tokens_per_iter
 
     if iter_num % log_interval == 0 or iter_num == max_iters:
         check_finite()
-        dt = (time.time() - t0) / log_interval
-        t0 = time.time()
+        dt = (time.time() - t0) / timed_steps  # seconds per step
+        t0, timed_steps = time.time(), 0
         if ddp:
             torch.distributed.all_reduce(loss_sum)  # gloo has no AVG
             loss_sum /= world_size
