@@ -257,15 +257,19 @@ class GPT(nn.Module):
         return idx
 
 
-# dense bf16 tensor-core peaks (FLOP/s) by device name; override with peak_flops=
-PEAK_BF16_FLOPS = {"H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12, "A10G": 125e12, "L4": 121e12, "4090": 165e12}
+# dense bf16 tensor-core peaks (FLOP/s) by device name (NVIDIA datasheets); override with peak_flops=
+PEAK_BF16_FLOPS = {"H100": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H200": 989e12, "A100": 312e12,
+                   "A10G": 125e12, "L4": 121e12, "L40": 181e12, "L40S": 362e12, "4090": 165e12}
 
 
-def device_peak_flops():
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name()
-    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+def device_peak_flops(name=None):
+    """The peak of the longest key found in the device's name ("NVIDIA L40S" is an L40S, not an L4)."""
+    if name is None:
+        if not torch.cuda.is_available():
+            return None
+        name = torch.cuda.get_device_name()
+    keys = [k for k in PEAK_BF16_FLOPS if k in name]
+    return PEAK_BF16_FLOPS[max(keys, key=len)] if keys else None
 
 
 # -------------------------------------------------------------------------------------------------------------

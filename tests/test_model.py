@@ -144,6 +144,15 @@ def test_generate_and_accounting():
     assert m.flops_per_token(16) == 6 * (want + 101 * 32) + 12 * 2 * 32 * 16  # the head is a matmul
 
 
+def test_mfu_uses_the_devices_own_peak():
+    from model import device_peak_flops
+    assert device_peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and device_peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert device_peak_flops("NVIDIA L40S") == 362e12 and device_peak_flops("NVIDIA L4") == 121e12  # not a prefix match
+    assert device_peak_flops("Some Other GPU") is None
+    m = tiny("gpt2")
+    assert m.estimate_mfu(1000, 1.0, peak_flops=1e12, seq_len=16) == pytest.approx(m.flops_per_token(16) * 1000 / 1e12)
+
+
 def test_hf_llama_rope_settings_read_from_either_config_layout(tmp_path):
     """transformers 5 keeps rope_theta inside rope_parameters; scaled RoPE variants are refused, not misread."""
     m = tiny("llama", rope_theta=500000.0).eval()
