@@ -425,6 +425,10 @@ def from_hf(path):
     sd = _hf_read_weights(path)
     kind = hf.get("model_type")
     if kind == "gpt2":
+        act, scaled = hf.get("activation_function", "gelu_new"), hf.get("scale_attn_weights", True)
+        if act not in ("gelu_new", "gelu_pytorch_tanh") or not scaled:
+            raise ValueError(f"{cfg_file}: this GPT-2 variant is not supported (activation_function={act!r}, "
+                             f"scale_attn_weights={scaled}); nanogrow's gpt2 is tanh-GELU with 1/sqrt(head_dim)")
         config = GPTConfig(arch="gpt2", block_size=hf["n_positions"], vocab_size=hf["vocab_size"],
                            n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
                            intermediate_size=hf.get("n_inner") or 4 * hf["n_embd"], bias=True,
@@ -516,8 +520,9 @@ def to_hf(model, path):
                   "num_attention_heads": c.n_head, "num_key_value_heads": c.n_kv_head, "hidden_act": "silu",
                   "max_position_embeddings": c.block_size, "rms_norm_eps": c.norm_eps, "rope_theta": c.rope_theta,
                   "tie_word_embeddings": c.tie_embeddings, "attention_bias": False, "mlp_bias": False}
-        if c.bias:
-            raise ValueError("to_hf: this Llama model has biases, which the Hugging Face Llama layout cannot hold")
+        if c.bias or c.scale_attn_by_inverse_layer_idx:
+            raise ValueError("to_hf: this Llama model has biases or scale_attn_by_inverse_layer_idx, which Hugging "
+                             "Face Llama cannot express")
         out = {_llama_key_to_hf(k): v for k, v in sd.items()}
         if c.tie_embeddings:
             out.pop("lm_head.weight", None)

@@ -166,3 +166,15 @@ def test_hf_llama_rope_settings_read_from_either_config_layout(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="this Llama variant is not supported.*'llama3'"):
         from_hf(str(tmp_path))
+
+
+def test_hf_settings_nanogrow_cannot_express_are_refused(tmp_path):
+    """Either direction: a setting the other side has no place for is an error, never silently dropped."""
+    with pytest.raises(ValueError, match="biases or scale_attn_by_inverse_layer_idx"):
+        to_hf(tiny("llama", scale_attn_by_inverse_layer_idx=True), str(tmp_path / "llama"))
+    to_hf(tiny("gpt2"), str(tmp_path / "gpt2"))
+    cfg = json.load(open(tmp_path / "gpt2" / "config.json"))
+    for key, value in (("activation_function", "relu"), ("scale_attn_weights", False)):
+        (tmp_path / "gpt2" / "config.json").write_text(json.dumps(dict(cfg, **{key: value})))
+        with pytest.raises(ValueError, match=f"this GPT-2 variant is not supported.*{value!r}"):
+            from_hf(str(tmp_path / "gpt2"))
