@@ -129,7 +129,9 @@ def pycorpus_sources():
     docs and licences (and Debian's Python manual and GCIDE dictionary when installed); c: C headers."""
     py = [os.path.join(sysconfig.get_paths()["stdlib"], "**", "*.py"),
           os.path.join(sysconfig.get_paths()["purelib"], "**", "*.py")]
-    no_tests = ("/test/", "/tests/", "/idlelib/", "/lib2to3/")
+    # tests, and generated tables that are Python only in name (the codecs' charmaps, packages' data/ folders:
+    # near-copies of one another, which would put much the same text in train and val)
+    not_code = ("/test/", "/tests/", "/idlelib/", "/lib2to3/", "/encodings/", "/data/")
     docs = ["/usr/share/doc/**/*.txt", "/usr/share/doc/**/copyright", "/usr/share/doc/python3*-doc/**/*.rst.txt",
             os.path.join(sysconfig.get_paths()["purelib"], "**", "LICENSE*")]
 
@@ -137,7 +139,7 @@ def pycorpus_sources():
         yield from docstrings_source(py)
         yield from files_source(docs)
         yield from gcide_source()
-    return {"code": lambda: files_source(py, exclude=no_tests), "prose": prose,
+    return {"code": lambda: files_source(py, exclude=not_code), "prose": prose,
             "c": lambda: files_source(["/usr/include/**/*.h"])}
 
 
@@ -192,23 +194,28 @@ def _init_worker(tok_name):
 
 
 def _encode(doc):
+    """(text bytes, token ids ending in EOT, digest of the text) of one document; runs in the workers."""
     doc_id, text, *transform = doc  # a source may name a function to apply first, e.g. docstrings
     if transform:
         text = transform[0](text)
+    raw = text.encode("utf-8", "surrogatepass")
     ids = _TOKENIZER.encode(text)
     ids.append(_TOKENIZER.eot)
-    return doc_id, len(text.encode("utf-8")), ids
+    return len(raw), ids, hashlib.sha1(raw).digest()[:8]
 
 
-def is_val(doc_id, val_fraction):
-    h = int.from_bytes(hashlib.sha1(doc_id.encode()).digest()[:8], "little")
-    return h / 2 ** 64 < val_fraction
+def is_val(digest, val_fraction):
+    """The split is a function of the document's text, not of its name or position: the same on every run and
+    machine, and a copy of a document can never sit on the other side of it (site-packages holds many files
+    that are byte-identical under different names)."""
+    return int.from_bytes(digest, "little") / 2 ** 64 < val_fraction
 
 
 def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, workers, desc):
     """Tokenize a stream of documents into out_dir/{train,val}.bin; returns the domain's token and byte counts."""
     os.makedirs(out_dir, exist_ok=True)
-    counts = {"train_tokens": 0, "val_tokens": 0, "train_bytes": 0, "val_bytes": 0, "docs": 0}
+    counts = {"train_tokens": 0, "val_tokens": 0, "train_bytes": 0, "val_bytes": 0, "docs": 0, "duplicates": 0}
+    seen = set()  # digests of the documents written: exact copies are dropped (8 bytes each, ~60 with the set)
     files = {s: open(os.path.join(out_dir, f"{s}.bin"), "wb") for s in ("train", "val")}
 
     def capped(it):  # stop reading once max_bytes of text went out (an estimate: characters ~ bytes)
@@ -220,10 +227,14 @@ def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, worke
             yield doc
     with Pool(workers, initializer=_init_worker, initargs=(tokenizer.name,)) as pool, \
             tqdm(desc=desc, unit="B", unit_scale=True, total=max_bytes or None, disable=None) as bar:
-        for doc_id, nbytes, ids in pool.imap(_encode, capped(docs), chunksize=16):
+        for nbytes, ids, digest in pool.imap(_encode, capped(docs), chunksize=16):
             if nbytes == 0:
                 continue
-            split = "val" if is_val(doc_id, val_fraction) else "train"
+            if digest in seen:
+                counts["duplicates"] += 1
+                continue
+            seen.add(digest)
+            split = "val" if is_val(digest, val_fraction) else "train"
             np.asarray(ids, dtype=dtype).tofile(files[split])
             counts[f"{split}_tokens"] += len(ids)
             counts[f"{split}_bytes"] += nbytes
@@ -286,7 +297,8 @@ def main(argv=None):
     path, meta = prepare(name, sources, a.tokenizer, a.val_fraction, int(a.max_bytes), a.workers, a.out_root)
     print(f"wrote {path}")
     for dom, c in meta["domains"].items():
-        print(f"  {dom:>10}: {c['train_tokens']:>12,} train tokens, {c['val_tokens']:>10,} val tokens, {c['docs']:,} docs")
+        print(f"  {dom:>10}: {c['train_tokens']:>12,} train tokens, {c['val_tokens']:>10,} val tokens, {c['docs']:,} docs "
+              f"({c['duplicates']:,} exact duplicates dropped)")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,28 @@ def test_prepare_writes_domains_streams_and_splits_stably(tmp_path):
     assert not os.path.exists(os.path.join(tmp_path, "ds.tmp"))
 
 
+def test_prepare_drops_exact_copies_so_val_never_leaks_into_train(tmp_path):
+    """site-packages holds byte-identical files under different names: one copy is kept, so a val document can
+    never also be in train. A file name that is not UTF-8 is no problem."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(30):
+        (src / f"f{i}.txt").write_text(f"document {i}: " + "words " * 50)
+    for name in ("copy1.txt", "copy2.txt", "caf\udce9.txt"):  # the last as os.listdir gives a latin-1 name
+        open(os.path.join(os.fsencode(str(src)), os.fsencode(name)), "wb").write(b"document 7: " + b"words " * 50)
+    _, meta = prepare.prepare("ds", {"a": lambda: files_source([str(src / "*.txt")])}, tokenizer="byte",
+                              val_fraction=0.3, workers=1, out_root=str(tmp_path))
+    c = meta["domains"]["a"]
+    assert c["docs"] == 30 and c["duplicates"] == 3
+    eot = get_tokenizer("byte").eot
+    docs = {}
+    for s in ("train", "val"):
+        ids = np.fromfile(tmp_path / "ds" / "a" / f"{s}.bin", dtype=np.uint16)
+        docs[s] = [d.astype(np.uint8).tobytes() for d in np.split(ids, np.flatnonzero(ids == eot) + 1) if len(d)]
+    assert len(docs["train"]) + len(docs["val"]) == 30 and docs["val"]
+    assert sum(d.startswith(b"document 7:") for d in docs["train"] + docs["val"]) == 1
+
+
 def test_prepare_refuses_a_domain_without_val_tokens(tmp_path):
     (tmp_path / "one.txt").write_text("a single short document")
     with pytest.raises(SystemExit, match="domain 'x' got .* val tokens"):
