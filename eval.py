@@ -139,7 +139,8 @@ def eval_iters(tokens, batch_size, block_size):
 
 def bits_per_byte(loss, tokens, nbytes):
     """loss in nats per token -> bits per byte of text: / ln 2 for bits, * tokens / bytes for per byte.
-    None when the dataset does not record its byte count."""
+    None when the dataset does not record its byte count. `tokens` includes the EOT after each document, which
+    has no bytes of text: its loss is charged to the document's bytes (0.01-0.2% of the tokens of pycorpus)."""
     if not tokens or not nbytes:
         return None
     return loss / math.log(2) * tokens / nbytes
