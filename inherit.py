@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from model import (GPT, CheckpointError, GPTConfig, config_dict, find_checkpoint, model_from_checkpoint,
-                   read_metrics)
+                   read_metrics, stale_source)
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -406,6 +406,10 @@ def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2
         if os.path.isdir(run_dir) and os.listdir(run_dir) and not resume:
             raise FileExistsError(f"{run_dir} is not empty (an earlier search?); pass resume=True (--resume) to reuse "
                                   f"finished rounds, or choose another out_dir")
+        why = stale_source(run_dir)
+        if why:
+            raise FileExistsError(f"{run_dir} was inherited from another version of the reference: {why}. Delete "
+                                  f"it to rerun the round")
         if done:
             log(f"round n={n}: reusing the finished run in {run_dir}")
         else:

@@ -368,6 +368,25 @@ def model_from_checkpoint(path_or_ckpt, device="cpu"):
     return model.to(device), ckpt
 
 
+def stale_source(run_dir):
+    """None, or why a run started with init_from='grow' or 'inherit' no longer matches the run it started from:
+    its grow_from / inherit_from (a checkpoint, or a run folder's newest one) now holds other weights, because
+    that run was trained again or further. train.py records the source in out_dir/source.json."""
+    path = os.path.join(run_dir, "source.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        src = json.load(f)
+    try:
+        now, now_path = find_checkpoint(src["given"], log=lambda *a: None)
+    except CheckpointError as e:
+        return f"it started from {src['checkpoint']}, and {src['given']} has no usable checkpoint now ({e})"
+    if now.get("digest") != src["digest"]:
+        return (f"it started from {src['checkpoint']} (iter {src['iter_num']}), but {src['given']} now gives "
+                f"{now_path} (iter {now.get('iter_num')}), with other weights")
+    return None
+
+
 def read_metrics(run_dir, log=print):
     """The records of a run's metrics.jsonl (run_dir may also be the file itself), oldest first; the format is in
     docs/contracts.md. A line that is not JSON, the one a killed run was writing, is named and skipped."""

@@ -229,7 +229,10 @@ elif init_from == "scratch":
                           intermediate_size=intermediate_size, dropout=dropout, bias=bias, tie_embeddings=tie_embeddings,
                           scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx))
 elif init_from == "grow":
-    small, small_ckpt = model_from_checkpoint(grow_from)
+    small_ckpt, path = find_checkpoint(grow_from, log=log)
+    small, _ = model_from_checkpoint(small_ckpt)
+    source = {"checkpoint": os.path.abspath(path), "iter_num": small_ckpt.get("iter_num"),
+              "digest": small_ckpt.get("digest")}
     try:
         grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
     except ValueError as e:
@@ -237,10 +240,15 @@ elif init_from == "grow":
     model = grown(small.to(device), 0)
     # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
     tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"] + learn_flops(model), 0
+    del small_ckpt  # its optimizer state is not needed
     log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
         f"to {model.config.n_layer} layers, {model.config.n_embd} wide")
 elif init_from == "inherit":
-    ref, _ = model_from_checkpoint(inherit_from)
+    ref_ckpt, path = find_checkpoint(inherit_from, log=log)
+    ref, _ = model_from_checkpoint(ref_ckpt)
+    source = {"checkpoint": os.path.abspath(path), "iter_num": ref_ckpt.get("iter_num"),
+              "digest": ref_ckpt.get("digest")}
+    del ref_ckpt  # its optimizer state is not needed
     kwargs = {} if inherit_parts is None else {"parts": inherit_parts}
     try:
         model = inherit.inherit(ref, inherit_n_layer, layers=inherit_layers, **kwargs)
@@ -343,6 +351,10 @@ if master:
         os.remove(metrics_path)  # a fresh run in an old out_dir starts a fresh log
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(dict(settings, mixture=mixture_resolved), f, indent=2)
+    if init_from in ("grow", "inherit"):  # the checkpoint this run started from: reusing the run checks it
+        with open(os.path.join(out_dir, "source.json"), "w") as f:
+            json.dump(dict(source, init_from=init_from,
+                           given=os.path.abspath(grow_from if init_from == "grow" else inherit_from)), f, indent=2)
     if wandb_log:
         try:
             import wandb

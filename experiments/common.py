@@ -188,6 +188,11 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
     if record is None and os.path.isdir(run_dir) and os.listdir(run_dir):
         raise SystemExit(f"arm {name}: {run_dir} is not empty and was not written by this script; delete it or pass "
                          f"another --out")
+    if record is not None:  # a run grown or inherited from another arm that has been trained again since
+        from model import stale_source  # imports torch: only when there is a run to check
+        why = stale_source(run_dir)
+        if why:
+            raise SystemExit(f"arm {name}: {run_dir} is out of date: {why}. Delete it to rerun the arm")
     if is_done(run_dir, last):
         log(f"[{name}] finished earlier (evaluated at iter {last}): reusing {run_dir}")
         return "done"

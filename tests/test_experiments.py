@@ -132,6 +132,12 @@ def test_inheritune_pipeline(runs):
     assert rnd["val_loss"] == last_eval(rnd["run_dir"])["val_loss_mean"]
     assert rnd["matched"] == (rnd["val_loss"] <= arms["reference"]["val_loss_mean"])
     assert "Inheritune search" in (out / "results.md").read_text()
+    # the reference trained further: the arm inherited from it is out of date, and is not silently reused
+    subprocess.run([sys.executable, "train.py", f"--out_dir={out / 'reference'}", "--init_from=resume",
+                    "--max_iters=40", "--eval_interval=10"], cwd=REPO, check=True, capture_output=True)
+    p = subprocess.run(script("inheritune", out, cfg["dataset"], "inherit"), cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0 and "arm inherit" in p.stderr and "is out of date: it started from" in p.stderr
 
 
 def test_bimix_pipeline(runs, tiny_dataset):

@@ -352,6 +352,13 @@ def test_search_end_to_end_with_train_py(tmp_path, monkeypatch, capsys):
         assert model.config.n_layer == r["n_layer"]
     assert "| 2 |" in (out / "search.md").read_text()
     assert "search.json" in capsys.readouterr().out
+    # the reference trained further: its rounds are no longer inherited from it, so they are not reused
+    subprocess.run([sys.executable, "train.py", f"--out_dir={ref}", "--init_from=resume", "--max_iters=40"],
+                   cwd=REPO, check=True, capture_output=True)
+    with pytest.raises(SystemExit, match="n2 was inherited from another version of the reference: it started from "
+                                         ".*ckpt_0000030.pt \\(iter 30\\), but .* now gives .*ckpt_0000040.pt"):
+        inherit.main(["search", "--ref", str(ref), "--steps", "30", "--out_dir", str(out), "--quiet", "--resume",
+                      "--", "--eval_iters=2"])
 
 
 # -------------------------------------------------------------------------------------------------------------
