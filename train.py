@@ -210,6 +210,7 @@ def learn_flops(big):
         return 0
     return grow_learn_steps * batch_size * block_size * world_size * big.flops_per_token(block_size)
 
+
 # ----------------------------------------------------------------------------------------------------------------
 # the model: from scratch, a checkpoint (resume), a grown small model, an inherited reference, or Hugging Face
 iter_num, tokens_seen, flops_seen, best_val_loss = 0, 0, 0.0, float("inf")
