@@ -172,7 +172,8 @@ def main(argv=None):
                       common.pct(row["speedup"]), common.pct(row["token_speedup"])])
     sentences = claims(rows, comparison)
     sentences.append("FLOPs and tokens of a grown arm include its small phase before growth (train.py counts the "
-                     "whole run; C = C_small + C_large as in the paper).")
+                     "whole run; C = C_small + C_large as in the paper), and a G_learn arm's FLOPs include the "
+                     "steps that fitted its growth maps.")
     png, note = common.plot(args.out, {arm: row["run_dir"] for arm, row in rows.items()},
                             target=comparison["target"] if comparison else None)
     target_line = (f"Target: scratch's final val loss {comparison['target']:.4f} (mean over domains). Speedup "
