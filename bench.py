@@ -29,7 +29,9 @@ try:
 except ConfigError as e:
     raise SystemExit(f"bench.py: {e}") from None
 device = ("cuda" if torch.cuda.is_available() else "cpu") if s["device"] == "auto" else s["device"]
-device_type = "cuda" if device.startswith("cuda") else "cpu"
+device_type = "cuda" if device.startswith("cuda") else device.split(":")[0]  # as train.py: cuda, mps or cpu
+if device_type == "cuda":
+    torch.cuda.set_device(device)  # so synchronize(), the memory counters and the device name are this device's
 dtype = s["dtype"] if s["dtype"] != "auto" else ("bfloat16" if device_type == "cuda" and torch.cuda.is_bf16_supported()
                                                  else "float32")
 compile = s["compile"] if s["compile"] is not None else device_type == "cuda"
@@ -52,13 +54,20 @@ train_model = torch.compile(model) if compile else model
 ctx = (contextlib.nullcontext() if dtype == "float32" else
        torch.autocast(device_type=device_type, dtype={"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]))
 B, T, accum = s["batch_size"], s["block_size"], s["gradient_accumulation_steps"]
+if s["total_batch_tokens"]:  # one process's step, as train.py derives it
+    if s["total_batch_tokens"] % (B * T):
+        raise SystemExit(f"bench.py: total_batch_tokens={s['total_batch_tokens']} is not a multiple of batch_size * "
+                         f"block_size = {B * T}")
+    accum = s["total_batch_tokens"] // (B * T)
 x = torch.randint(0, config.vocab_size, (B, T + 1), device=device)
 x, y = x[:, :-1], x[:, 1:]
 
 
-def sync():
+def sync():  # kernels run asynchronously: wait for them before reading the clock
     if device_type == "cuda":
         torch.cuda.synchronize()
+    elif device_type == "mps":
+        torch.mps.synchronize()
 
 
 def step():

@@ -52,7 +52,7 @@ out_dir = "out"
 eval_interval = 50              # evaluate every domain's val split (and write a checkpoint) every N iterations
 log_interval = 10
 eval_iters = 5                  # batches per domain per evaluation
-eval_only = False
+eval_only = False               # evaluate once and exit; writes nothing to out_dir
 always_save_checkpoint = True   # False: write a checkpoint only when the val loss improves
 keep_checkpoints = 3            # the last K checkpoints are kept, older ones deleted
 init_from = "scratch"           # 'scratch' | 'resume' | 'grow' | 'inherit' | a local Hugging Face model directory
@@ -133,6 +133,18 @@ for _name, _allowed in (("grow_dim", ("depth", "width")), ("grow_op", ("direct",
                         ("dtype", ("auto", "float32", "bfloat16", "float16")), ("arch", ("gpt2", "llama"))):
     if globals()[_name] not in _allowed:
         raise SystemExit(f"{_name}={globals()[_name]!r}: must be one of {', '.join(map(repr, _allowed))}")
+for _name, _type in (("n_kv_head", int), ("intermediate_size", int), ("tie_embeddings", bool), ("vocab_size", int),
+                     ("lr_decay_iters", int), ("grow_layer_map", list), ("inherit_layers", list), ("compile", bool)):
+    if _type is int and isinstance(globals()[_name], float) and globals()[_name].is_integer():
+        globals()[_name] = settings[_name] = int(globals()[_name])  # 2e4 written for 20000
+    if globals()[_name] is not None and not isinstance(globals()[_name], _type):  # None defaults take any type
+        raise SystemExit(f"{_name}={globals()[_name]!r}: must be of type {_type.__name__}, or None")
+if keep_checkpoints < 1:
+    raise SystemExit(f"keep_checkpoints={keep_checkpoints}: must be at least 1 (the newest checkpoint is what resumes)")
+if init_from != "resume" and checkpoint_paths(out_dir):  # a new run would mix its checkpoints with the old ones'
+    raise SystemExit(f"out_dir={out_dir} holds the checkpoints of an earlier run (newest: "
+                     f"{os.path.basename(checkpoint_paths(out_dir)[-1])}); continue it with --init_from=resume, "
+                     f"choose another out_dir, or delete them")
 ddp = int(os.environ.get("RANK", -1)) != -1
 if device == "auto":
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -339,7 +351,12 @@ def get_lr(it):
 # ----------------------------------------------------------------------------------------------------------------
 # logging and checkpoints
 metrics_path = os.path.join(out_dir, "metrics.jsonl")
-if master:
+if wandb_log:  # on every rank, so that none is left waiting for the others when it is missing
+    try:
+        import wandb
+    except ImportError:
+        raise SystemExit("wandb_log=True needs wandb: pip install wandb") from None
+if master and not eval_only:  # eval_only only prints: it leaves the run's folder as it was
     os.makedirs(out_dir, exist_ok=True)
     if init_from == "resume" and os.path.exists(metrics_path):
         # drop what the interrupted run logged after its checkpoint (those steps are about to be redone; a train
@@ -357,15 +374,11 @@ if master:
             json.dump(dict(source, init_from=init_from,
                            given=os.path.abspath(grow_from if init_from == "grow" else inherit_from)), f, indent=2)
     if wandb_log:
-        try:
-            import wandb
-        except ImportError:
-            raise SystemExit("wandb_log=True needs wandb: pip install wandb") from None
         wandb.init(project=wandb_project, name=wandb_run_name, config=settings)
 
 
 def log_metrics(**m):
-    if not master:
+    if not master or eval_only:
         return
     with open(metrics_path, "a") as f:
         f.write(json.dumps(m) + "\n")
@@ -464,6 +477,7 @@ def check_finite():
 t0, timed_steps = time.time(), 0  # throughput counts training steps only: the clock restarts after evals and growth
 while True:
     if grow_at_tokens and grow_iter is None and tokens_seen >= grow_at_tokens:
+        check_finite()  # never grow (and checkpoint) a model whose training has already gone non-finite
         grow_now()
         write_checkpoint()
         t0, timed_steps = time.time(), 0
@@ -484,8 +498,8 @@ while True:
         if not math.isfinite(val_loss):
             raise SystemExit(f"iter {iter_num}: validation loss is {val_loss}; no checkpoint written. Lower "
                              f"learning_rate or resume from the last good checkpoint in {out_dir}")
-        if val_loss < best_val_loss or always_save_checkpoint:
-            best_val_loss = min(best_val_loss, val_loss)
+        if (val_loss < best_val_loss or always_save_checkpoint or iter_num == max_iters) and not eval_only:
+            best_val_loss = min(best_val_loss, val_loss)  # the last step is always saved: resume needs it
             write_checkpoint()
         t0, timed_steps = time.time(), 0
     if eval_only or iter_num >= max_iters:
@@ -510,8 +524,9 @@ while True:
             loss = loss / accum
         scaler.scale(loss).backward()
         loss_sum += loss.detach()
-    if grad_clip:
+    if grad_clip or scaler.is_enabled():  # float16: unscaling records the inf check that scaler.update() needs
         scaler.unscale_(optimizer)
+    if grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     finite = torch.isfinite(loss_sum)
     if ddp and nan_policy == "skip":  # every rank must take the same decision

@@ -66,8 +66,12 @@ def run_train(args, check=True, timeout=300, env=None, launcher=None):
     e = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1", **(env or {}))
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=e)
     if launcher and p.returncode != 0 and GLOO_TEARDOWN_ABORT in p.stderr:
+        import shutil
         import warnings
         warnings.warn(f"torchrun run hit the gloo teardown abort; running it again:\n{p.stderr[-2000:]}")
+        out_dir = next(a.split("=", 1)[1] for a in args if a.startswith("--out_dir="))
+        if "--init_from=resume" not in args:  # a fresh run again: train.py refuses an out_dir with checkpoints
+            shutil.rmtree(out_dir)
         p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=e)
     if check and p.returncode != 0:
         raise AssertionError(f"train.py failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")

@@ -151,6 +151,37 @@ def test_nan_policy_skip_skips_updates_and_never_saves_non_finite_weights(tiny_d
         assert all(torch.isfinite(t).all() for t in load_checkpoint(c)["model"].values())
 
 
+def test_float16_skip_without_clipping_and_nan_before_a_growth(tiny_dataset, tmp_path):
+    """float16's GradScaler with nan_policy='skip' and no clipping skips, not crashes; a run whose loss went
+    non-finite stops before an in-run growth instead of checkpointing a NaN model."""
+    p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'fp16'}", "--dtype=float16",
+                              "--grad_clip=0", "--nan_policy=skip", "--learning_rate=1e4", "--max_iters=10"],
+                  check=False)
+    assert "update skipped (nan_policy='skip')" in p.stdout and "Traceback" not in p.stderr
+    out = tmp_path / "grow"
+    p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--learning_rate=1e9", "--grad_clip=0",
+                              "--grow_at_tokens=256", "--log_interval=8"], check=False)
+    assert p.returncode != 0 and "non-finite training loss at iter 1" in p.stderr
+    assert [os.path.basename(c) for c in checkpoint_paths(str(out))] == ["ckpt_0000000.pt"]
+
+
+def test_the_last_step_is_saved_eval_only_writes_nothing_and_old_runs_are_not_overwritten(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    # learning_rate=0: the val loss never improves, yet the last step is saved (resume must not redo it)
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--learning_rate=0", "--min_lr=0",
+                          "--always_save_checkpoint=False"])
+    assert [os.path.basename(c) for c in checkpoint_paths(str(out))] == ["ckpt_0000000.pt", "ckpt_0000020.pt"]
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    p = run_train([f"--out_dir={out}", "--init_from=resume", "--eval_only=True"])
+    assert "iter 20: val loss" in p.stdout
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before  # it only printed
+    p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}"], check=False)
+    assert p.returncode != 0 and "holds the checkpoints of an earlier run (newest: ckpt_0000020.pt)" in p.stderr
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+    run_train([f"--out_dir={out}", "--init_from=resume", "--max_iters=30"])  # eval_only did not stick
+    assert final_state(out)["iter_num"] == 30
+
+
 # --- data refused before training starts -------------------------------------------------------------------------
 
 @pytest.fixture

@@ -93,6 +93,9 @@ def test_bad_key_in_config_file_stops_train_py(tmp_path, tiny_dataset):
     p = run_train([str(cfg), f"--dataset={tiny_dataset}"], check=False)
     assert p.returncode != 0 and f"unknown setting 'n_layers' in {cfg} (did you mean 'n_layer'?)" in p.stderr
     assert "Traceback" not in p.stderr
+    # a setting whose default is None takes any type in the configurator: train.py checks it
+    p = run_train([f"--dataset={tiny_dataset}", "--lr_decay_iters=abc", f"--out_dir={tmp_path / 'o'}"], check=False)
+    assert p.returncode != 0 and "lr_decay_iters='abc': must be of type int, or None" in p.stderr
 
 
 def test_bench_times_any_train_config_and_the_grown_model():
@@ -102,10 +105,11 @@ def test_bench_times_any_train_config_and_the_grown_model():
     from conftest import REPO
     cmd = [sys.executable, os.path.join(REPO, "bench.py"), "--n_layer=2", "--n_head=2", "--n_embd=32",
            "--block_size=32", "--batch_size=2", "--warmup=1", "--steps=2", "--device=cpu", "--peak_flops=1e12",
-           "--grow_at_tokens=1", "--grow_factor=3"]
+           "--grow_at_tokens=1", "--grow_factor=3", "--total_batch_tokens=256"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "gpt2 6L 32d" in p.stdout  # the grown model (2 layers stacked 3 times) is what was timed
+    assert "batch 2x32x4" in p.stdout  # a step of total_batch_tokens, as train.py takes it
     assert "ms/iter" in p.stdout and "tokens/s" in p.stdout and "MFU " in p.stdout and "peak RSS" in p.stdout
 
 
