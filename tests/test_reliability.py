@@ -169,17 +169,17 @@ def test_the_last_step_is_saved_eval_only_writes_nothing_and_old_runs_are_not_ov
     out = tmp_path / "run"
     # learning_rate=0: the val loss never improves, yet the last step is saved (resume must not redo it)
     run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--learning_rate=0", "--min_lr=0",
-                          "--always_save_checkpoint=False"])
-    assert [os.path.basename(c) for c in checkpoint_paths(str(out))] == ["ckpt_0000000.pt", "ckpt_0000020.pt"]
+                          "--always_save_checkpoint=False", "--max_iters=10", "--eval_interval=5"])
+    assert [os.path.basename(c) for c in checkpoint_paths(str(out))] == ["ckpt_0000000.pt", "ckpt_0000010.pt"]
     before = {f: (out / f).read_bytes() for f in os.listdir(out)}
     p = run_train([f"--out_dir={out}", "--init_from=resume", "--eval_only=True"])
-    assert "iter 20: val loss" in p.stdout
+    assert "iter 10: val loss" in p.stdout
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before  # it only printed
     p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}"], check=False)
-    assert p.returncode != 0 and "holds the checkpoints of an earlier run (newest: ckpt_0000020.pt)" in p.stderr
+    assert p.returncode != 0 and "holds the checkpoints of an earlier run (newest: ckpt_0000010.pt)" in p.stderr
     assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
-    run_train([f"--out_dir={out}", "--init_from=resume", "--max_iters=30"])  # eval_only did not stick
-    assert final_state(out)["iter_num"] == 30
+    run_train([f"--out_dir={out}", "--init_from=resume", "--max_iters=12"])  # eval_only did not stick
+    assert final_state(out)["iter_num"] == 12
 
 
 # --- data refused before training starts -------------------------------------------------------------------------
