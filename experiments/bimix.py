@@ -103,9 +103,7 @@ def claims(rows, fitres):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = common.make_parser("bimix", ARMS, __doc__)
-    args = common.parse(parser, argv, "bimix", ARMS)
+    args = common.parse(argv, "bimix", ARMS, __doc__)
     s = args.settings
     env = common.child_env(args.scale)
     steps = common.final_iter(s)

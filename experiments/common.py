@@ -62,7 +62,7 @@ def final_iter(s):
 # -------------------------------------------------------------------------------------------------------------
 # Command line
 
-def make_parser(experiment, arms, doc):
+def _parser(experiment, arms, doc):
     p = argparse.ArgumentParser(prog=f"python experiments/{experiment}.py", description=doc, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Any further --key=value is a train.py setting forwarded to every run "
@@ -79,9 +79,11 @@ def make_parser(experiment, arms, doc):
     return p
 
 
-def parse(parser, argv, experiment, arms):
-    """Parse the common options; returns args with .overrides (train.py --key=value, validated), .arm_list,
-    .out (absolute), .config (relative to the repo) and .launcher (a list)."""
+def parse(argv, experiment, arms, doc):
+    """Parse an experiment script's command line (argv None: sys.argv[1:]); returns args with .overrides (train.py
+    --key=value, validated), .arm_list, .out (absolute), .config (relative to the repo) and .launcher (a list)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(experiment, arms, doc)
     args, extra = parser.parse_known_args(argv)
     for a in extra:
         key, sep, _ = a[2:].partition("=") if a.startswith("--") else ("", "", "")

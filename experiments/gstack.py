@@ -135,9 +135,7 @@ def claims(rows, comparison):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = common.make_parser("gstack", ARMS, __doc__)
-    args = common.parse(parser, argv, "gstack", ARMS)
+    args = common.parse(argv, "gstack", ARMS, __doc__)
     s = args.settings
     check_settings(s)
     env = common.child_env(args.scale)

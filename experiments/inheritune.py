@@ -119,9 +119,7 @@ def claims(rows, s, search):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = common.make_parser("inheritune", ARMS, __doc__)
-    args = common.parse(parser, argv, "inheritune", ARMS)
+    args = common.parse(argv, "inheritune", ARMS, __doc__)
     s = args.settings
     if s["n_layer"] < 2:
         raise SystemExit(f"experiments/inheritune.py: the reference needs >= 2 layers (n_layer={s['n_layer']})")
