@@ -141,9 +141,10 @@ for _name, _type in (("n_kv_head", int), ("intermediate_size", int), ("tie_embed
         raise SystemExit(f"{_name}={globals()[_name]!r}: must be of type {_type.__name__}, or None")
 if keep_checkpoints < 1:
     raise SystemExit(f"keep_checkpoints={keep_checkpoints}: must be at least 1 (the newest checkpoint is what resumes)")
-if init_from != "resume" and checkpoint_paths(out_dir):  # a new run would mix its checkpoints with the old ones'
+_old_checkpoints = checkpoint_paths(out_dir) if init_from != "resume" else []
+if _old_checkpoints:  # a new run would mix its checkpoints with the earlier run's
     raise SystemExit(f"out_dir={out_dir} holds the checkpoints of an earlier run (newest: "
-                     f"{os.path.basename(checkpoint_paths(out_dir)[-1])}); continue it with --init_from=resume, "
+                     f"{os.path.basename(_old_checkpoints[-1])}); continue it with --init_from=resume, "
                      f"choose another out_dir, or delete them")
 ddp = int(os.environ.get("RANK", -1)) != -1
 if device == "auto":
