@@ -5,14 +5,14 @@ Time the training step of any train.py configuration: tokens/s, ms per iteration
     python bench.py config/gstack_mini.py --batch_size=16     # any train.py config and overrides
     python bench.py --compile=False --dtype=float32           # the switches one at a time
     python bench.py --grow_at_tokens=1 --grow_factor=2        # a step after an in-run growth
-    python bench.py --nanogpt=.nanogpt                        # nanoGPT's model.py beside ours, same process
+    python bench.py --nanogpt=.nanogpt --steps=1 --rounds=30  # nanoGPT's model.py beside ours, step by step
 
 Synthetic tokens on the device (no data loading in the timing), the model built from scratch, the same
 optimizer, autocast and compile choices as train.py. The first `warmup` steps (compilation, autotuning,
 allocator growth) are excluded; the rest are timed in `rounds` with the device synchronised only at the ends of
 each round. With --nanogpt the two models take turns round by round, so a clock or thermal drift hits both.
-On a CPU the defaults shrink to nanoGPT's CPU quick-start shapes (4 layers, 128 wide, context 64), since the
-124M model takes about a minute a step there.
+On a CPU the defaults shrink to nanoGPT's CPU quick-start shapes (4 layers, 128 wide, context 64, batch 12; a
+byte-sized vocabulary of 256), since the 124M model takes about a minute a step there.
 """
 
 import contextlib
@@ -29,7 +29,7 @@ from model import GPT, GPTConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GPT2_124M = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12, vocab_size=50304)
-CPU_SHAPES = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=50304)
+CPU_SHAPES = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=256)
 BENCH = dict(warmup=10, steps=20, rounds=5, peak_flops=0.0, nanogpt="", attention="auto")
 
 
@@ -190,19 +190,26 @@ def main(argv):
     steps = {name: make_step(m, s) for name, m in models.items()}
     c = ours.config
     where = torch.cuda.get_device_name() if s["device_type"] == "cuda" else s["device"].upper()
+    accum = steps["nanogrow"].tokens // (s["batch_size"] * s["block_size"])
     print(f"{c.arch} {c.n_layer}L {c.n_embd}d, {ours.num_params() / 1e6:.1f}M non-embedding params, batch "
-          f"{s['batch_size']}x{s['block_size']}, {where}, {s['dtype']}, compile={s['compile']}, "
+          f"{s['batch_size']}x{s['block_size']}x{accum}, {where}, {s['dtype']}, compile={s['compile']}, "
           f"attention={s['attention']}")
     res = time_steps(steps, s)
     flops = ours.flops_per_token(s["block_size"])  # nanoGPT's model has the same shapes, so the same FLOPs
     for name, r in res.items():
         m = mfu(flops, r["tokens_per_s"], s)
-        mem = f", {r['mem_gib']:.2f} GiB peak allocated" if "mem_gib" in r else ""
+        if "mem_gib" in r:
+            mem = f", {r['mem_gib']:.2f} GiB peak allocated"
+        else:  # the process's, both models together
+            import resource
+            mem = f", {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB peak RSS"
         print(f"{name:>9}: {r['ms']:.2f} ms/iter, {r['tokens_per_s']:,.0f} tokens/s, MFU "
               f"{'n/a (no bf16 peak known for this device; pass --peak_flops)' if m is None else f'{m:.1%}'}"
               f"{mem}, warm-up {r['warmup_s']:.1f} s, loss {r['loss']:.3f}")
-    if len(res) == 2:
-        print(f"nanogrow / nanoGPT tokens/s: {res['nanogrow']['tokens_per_s'] / res['nanoGPT']['tokens_per_s']:.3f}")
+    if len(res) == 2:  # step time over step time, round by round (the two took turns)
+        ratios = sorted(a / b for a, b in zip(res["nanogrow"]["rounds_ms"], res["nanoGPT"]["rounds_ms"]))
+        print(f"step time nanogrow / nanoGPT: median {statistics.median(ratios):.3f} (min {ratios[0]:.3f}, max "
+              f"{ratios[-1]:.3f}) over {len(ratios)} pairs of {s['steps']} step(s)")
     return res
 
 

@@ -47,7 +47,8 @@ import torch.nn.functional as F
 import grow
 from data.loader import Batcher, DataError, domain_losses, load_meta
 from data.prepare import get_tokenizer
-from model import CheckpointError, find_checkpoint, model_from_checkpoint, read_metrics, to_hf
+from model import to_hf
+from runs import CheckpointError, find_checkpoint, model_from_checkpoint, read_metrics
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 GPT2_VOCAB = 50257

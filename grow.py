@@ -5,7 +5,7 @@ arXiv 2405.15319). The paper sorts growth methods into four atomic operators, ea
               depthwise: grow_depth(model, op, factor)           widthwise: grow_width(model, n_embd, op)
   "direct"    copy whole layers and stack them (Gstack)           Net2Net / bert2BERT neuron splitting
   "zero"      new layers with zeroed output projections           new neurons: fan-in random, fan-out zero
-  "random"    new random layers, ramped in with Block.ramp        new random weights, masked in over a ramp
+  "random"    new random layers, blended in over a ramp           new random weights, masked in over a ramp
   "learn"     LiGO: each new layer a learned mix of old layers    LiGO: learned width-expansion matrices
 
 Every grow function returns a NEW GPT (a new GPTConfig, weights built from the old ones) and leaves its input
@@ -74,7 +74,7 @@ def _check_opts(who, op, opts, allowed):
 def _check_growable(model, who):
     if not isinstance(model, GPT):
         raise TypeError(f"{who}: expected a model.GPT, got {type(model).__name__}")
-    if _width_masks(model) or any(float(b.ramp) < 1 for b in model.blocks):
+    if ramps_active(model):
         raise ValueError(f"{who}: the model is still ramping in weights from an earlier G_random growth (ramp < 1); "
                          f"finish the ramp with set_ramp(model, 1) (or fold_ramps(model)) before growing again")
 
@@ -160,8 +160,9 @@ def grow_depth(model, op, factor=None, layer_map=None, noise=0.0, **opts):
                  block's attention and MLP already compute useful features and the zeroed projections get a real
                  gradient from the first step.
     op="random"  G_random, depthwise: same layout as "zero", but new blocks are freshly initialised (the model's
-                 own init) and start at Block.ramp = 0, i.e. as identities; set_ramp / ramp_value blend them in
-                 (MSG-style), so at ramp 0 the function equals the small model's.
+                 own init) and are blended in as x + m * (block(x) - x) with m = 0 at first, i.e. as identities;
+                 set_ramp / ramp_value raise m to 1 (MSG-style), so at ramp 0 the function equals the small
+                 model's. The blend is a forward hook on the new blocks (block.ramp holds m), removed at m = 1.
     op="learn"   G_learn, depthwise (LiGO): new layer l's weights W'_l = sum_j D[l, j] W_j, a separate D
                  (L_new x L_old) per weight kind, initialised to the stacking layout (so with steps=0 it is exactly
                  Gstack), trained on the LM loss with the small model's weights frozen, then folded into a plain
@@ -191,12 +192,12 @@ def grow_depth(model, op, factor=None, layer_map=None, noise=0.0, **opts):
         state = big.state_dict()
         small_state = model.state_dict()
         state.update({k: v for k, v in small_state.items() if not k.startswith("blocks.")})  # wte, wpe, ln_f, head
-        seen, copied = set(), []
+        seen, copied, ramped = set(), [], []
         for i, j in enumerate(lmap):
             is_new = op != "direct" and j in seen
             seen.add(j)
             if op == "random" and is_new:
-                state[f"blocks.{i}.ramp"] = torch.zeros_like(state[f"blocks.{i}.ramp"])  # identity at first
+                ramped.append(i)  # keeps its random init; blended in from m = 0 (an identity) below
                 continue
             for name, t in model.blocks[j].state_dict().items():
                 if name.startswith("attn.q_proj."):
@@ -207,6 +208,8 @@ def grow_depth(model, op, factor=None, layer_map=None, noise=0.0, **opts):
                     copied.append((i, name))
                 state[f"blocks.{i}.{name}"] = t
         big.load_state_dict(state)
+        for i in ramped:
+            _ramp_in(big.blocks[i], 0.0)
     if noise:
         for i, name in copied:
             _add_noise(big.blocks[i].get_parameter(name), noise)
@@ -299,13 +302,58 @@ def _learn_depth(model, config, lmap, batches=None, steps=100, lr=1e-3):
 
 
 # -------------------------------------------------------------------------------------------------------------
-# G_random's ramps (depthwise: Block.ramp; widthwise: masks on the new weights, see grow_width)
+# G_random's ramps. Depthwise: a forward hook on each new block, so model.py's Block stays the plain transformer
+# block and a model that is not ramping runs no growth code. Widthwise: masks on the new weights (grow_width).
 
 def ramp_value(step, ramp_steps):
     """Blend factor m after `step` steps of a ramp lasting ramp_steps: min(1, step / ramp_steps); 1 if ramp_steps <= 0."""
     if ramp_steps <= 0:
         return 1.0
     return min(1.0, max(0.0, step / ramp_steps))
+
+
+def _blend(block, args, out):
+    """Forward hook of a block being ramped in: x + m * (block(x) - x), with m = block.ramp (0: the identity)."""
+    x = args[0]  # (B, T, C), the block's input
+    return x + block.ramp * (out - x)
+
+
+def _ramp_in(block, m):
+    """Start blending `block` in at m: a buffer `ramp` (saved in the state dict as blocks.<i>.ramp) and the hook."""
+    block.register_buffer("ramp", torch.full((), float(m), device=next(block.parameters()).device))
+    block.register_forward_hook(_blend)
+
+
+def _ramp_done(block):
+    """The block is fully in (m = 1): remove the hook and the buffer, leaving a plain Block."""
+    for key, hook in list(block._forward_hooks.items()):  # what a RemovableHandle.remove() would do
+        if hook is _blend:
+            del block._forward_hooks[key]
+    del block.ramp
+
+
+def _ramping(model):
+    return [b for b in model.blocks if "ramp" in b._buffers]
+
+
+def ramp_factors(model):
+    """G_random's depthwise blend factor m of every block (1.0 for a block that is fully in)."""
+    return [float(b.ramp) if "ramp" in b._buffers else 1.0 for b in model.blocks]
+
+
+def load_state(model, state):
+    """model.load_state_dict(state) for a state dict that may carry G_random blend factors (blocks.<i>.ramp):
+    a checkpoint saved mid-ramp, or any checkpoint written before the ramp moved out of model.py (every block had
+    one, 1.0 unless ramping). Blocks whose factor is below 1 are ramping again; factors of 1 are dropped."""
+    state = dict(state)
+    for i, block in enumerate(model.blocks):
+        m = state.get(f"blocks.{i}.ramp")
+        if m is not None and float(m) < 1:
+            _ramp_in(block, float(m))  # the buffer's value comes with the rest of the state below
+        elif m is not None:
+            del state[f"blocks.{i}.ramp"]
+    model.load_state_dict(state)
+    return model
 
 
 class _Ramp(nn.Module):
@@ -346,13 +394,13 @@ def _fold_width_masks_(model):
 
 def set_ramp(model, m):
     """Set G_random's blend factor to m (clipped to [0, 1]) in place, for everything still ramping in:
-    every block with ramp < 1 (depthwise) and every width mask (widthwise). Blocks already at 1 are left alone.
-    When m reaches 1 the width masks are folded away, so the model is a plain GPT again whose state_dict loads
-    into a fresh GPT(model.config). The trainer calls set_ramp(model, ramp_value(steps_since_growth, ramp_steps))."""
+    every new block (depthwise) and every width mask (widthwise). When m reaches 1 the hooks and masks are
+    removed, so the model is a plain GPT again whose state_dict loads into a fresh GPT(model.config). The trainer calls set_ramp(model, ramp_value(steps_since_growth, ramp_steps))."""
     m = float(min(max(m, 0.0), 1.0))
-    with torch.no_grad():
-        for block in model.blocks:  # torch.where, not `if ramp < 1`: no host-device sync every step
-            block.ramp.copy_(torch.where(block.ramp < 1, torch.full_like(block.ramp, m), block.ramp))
+    for block in _ramping(model):
+        block.ramp.fill_(m)
+        if m >= 1.0:
+            _ramp_done(block)
     for _, _, ramp in _width_masks(model):
         ramp.m.fill_(m)
     if m >= 1.0:
@@ -362,7 +410,7 @@ def set_ramp(model, m):
 
 def ramps_active(model):
     """True while anything grown with op='random' is still being blended in."""
-    return bool(_width_masks(model)) or any(float(b.ramp) < 1 for b in model.blocks)
+    return bool(_width_masks(model) or _ramping(model))
 
 
 def fold_ramps(model):
@@ -374,7 +422,8 @@ def fold_ramps(model):
     Limitation: the fold keeps the function, not the ramp. A run resumed from a folded checkpoint continues with
     plain weights: the new writer entries hold m * W (at m = 0, zero: the G_zero layout, whose new neurons still
     learn because their fan-in stayed random), and the rest of the ramp is skipped. Depthwise ramps need no
-    folding: Block.ramp is a buffer in the state_dict, so a resumed run continues those exactly."""
+    folding: the blend factor is a buffer in the state_dict (blocks.<i>.ramp), so a resumed run continues those
+    exactly (runs.model_from_checkpoint loads it with load_state)."""
     if not _width_masks(model):
         return model
     plain = _new_model(model.config, model)
@@ -607,9 +656,6 @@ def _grow_width_mapped(model, config, op, hidden):
     with torch.no_grad():
         for name, w in model.state_dict().items():
             leaf = _leaf(name)
-            if leaf == "ramp":
-                state[name] = w
-                continue
             if name == "lm_head.weight" and small.tie_embeddings:
                 continue  # the same tensor as wte.weight; set below
             fresh = state[name]
@@ -679,7 +725,6 @@ def _learn_width(model, config, batches=None, steps=100, lr=1e-3):
         state.update(params())
         if small.tie_embeddings:
             state["lm_head.weight"] = state["wte.weight"]
-        state.update({k: v for k, v in model.state_dict().items() if k.endswith(".ramp")})
         big.load_state_dict(state)
     return big
 

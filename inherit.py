@@ -63,8 +63,9 @@ import sys
 import numpy as np
 import torch
 
-from model import (GPT, CheckpointError, GPTConfig, config_dict, find_checkpoint, model_from_checkpoint,
-                   read_metrics, stale_source)
+import grow
+from model import GPT, GPTConfig, config_dict
+from runs import CheckpointError, find_checkpoint, model_from_checkpoint, read_metrics, stale_source
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -82,7 +83,6 @@ PRESETS = {
     "all": tuple(BLOCK_PARTS) + tuple(MODEL_PARTS),
 }
 DEFAULT_PARTS = "full"
-BLOCK_STATE = ("ramp",)  # non-part block state: the G_random blend factor travels with its block
 
 
 def resolve_parts(parts=None, arch="gpt2"):
@@ -163,9 +163,6 @@ def copy_plan(config, layers, block_parts, model_parts):
         if key.startswith("blocks."):
             _, i, rest = key.split(".", 2)
             src = f"blocks.{layers[int(i)]}.{rest}"
-            if rest in BLOCK_STATE:
-                plan[key] = src
-                continue
             part = next((p for p, prefix in BLOCK_PARTS.items() if rest.startswith(prefix)), None)
             if part is None:
                 raise RuntimeError(f"inherit.copy_plan: block key {key!r} belongs to no part; update BLOCK_PARTS")
@@ -214,6 +211,9 @@ def inherit(ref, n_layer=None, layers=None, parts=None, keep_attn_scale=True):
     ref = _unwrap(ref)
     if not isinstance(ref, GPT):
         raise TypeError(f"inherit: the reference must be a model.GPT (or a checkpoint path), got {type(ref).__name__}")
+    if grow.ramps_active(ref):
+        raise ValueError("inherit: the reference is still blending in blocks from a G_random growth; finish the "
+                         "ramp first (grow.set_ramp(ref, 1), or train past grow_ramp_steps)")
     L = ref.config.n_layer
     layers = resolve_layers(n_layer, layers, L)
     block_parts, model_parts = resolve_parts(parts, ref.config.arch)

@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 
-from model import read_metrics
+from runs import read_metrics
 
 ENTROPIES = ("SE", "JE", "CE", "VNE")
 MIXTURE_SPECS = ("natural", "uniform", "se", "je", "ce", "vne")

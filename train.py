@@ -30,8 +30,9 @@ import inherit
 from configurator import ConfigError, apply_overrides
 from data.loader import Batcher, DataError, domain_losses, load_meta
 from mix import resolve_mixture
-from model import (GPT, CheckpointError, GPTConfig, checkpoint_paths, config_dict, find_checkpoint, from_hf,
-                   model_from_checkpoint, read_metrics, save_checkpoint)
+from model import GPT, GPTConfig, config_dict, from_hf
+from runs import (CheckpointError, checkpoint_paths, find_checkpoint, model_from_checkpoint, read_metrics,
+                  save_checkpoint)
 
 
 def _clean_errors(kind, err, tb, default=sys.excepthook):

@@ -134,7 +134,7 @@ def child_env(scale):
 
 def metrics(run_dir):
     """A run's metrics.jsonl records, oldest first ([] before the run has written any)."""
-    from model import read_metrics  # imports torch: only once runs are read, so --help stays instant
+    from runs import read_metrics  # imports torch: only once runs are read, so --help stays instant
     path = os.path.join(run_dir, "metrics.jsonl")
     return read_metrics(path, log=lambda *a: None) if os.path.isfile(path) else []
 
@@ -191,7 +191,7 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
         raise SystemExit(f"arm {name}: {run_dir} is not empty and was not written by this script; delete it or pass "
                          f"another --out")
     if record is not None:  # a run grown or inherited from another arm that has been trained again since
-        from model import stale_source  # imports torch: only when there is a run to check
+        from runs import stale_source  # imports torch: only when there is a run to check
         why = stale_source(run_dir)
         if why:
             raise SystemExit(f"arm {name}: {run_dir} is out of date: {why}. Delete it to rerun the arm")

@@ -152,7 +152,7 @@ def cuda_checks(device):
 def train_pair(job, shapes, iters):
     """train.py twice on the same data and seed, compile + bf16 and eager bf16: the loss must fall, and the two
     runs must agree within bf16 noise."""
-    from model import read_metrics
+    from runs import read_metrics
     runs = {}
     for name, comp in (("compiled", True), ("eager", False)):
         out_dir = os.path.join(tempfile.mkdtemp(), name)

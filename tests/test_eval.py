@@ -15,7 +15,8 @@ import torch.nn as nn
 import eval as E
 from data.loader import Batcher, domain_losses
 from data.prepare import ByteTokenizer
-from model import GPT, GPTConfig, config_dict, save_checkpoint
+from model import GPT, GPTConfig, config_dict
+from runs import save_checkpoint
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "tasks")
 MC_TASKS = ["hellaswag", "piqa", "arc_easy", "arc_challenge", "sciq", "winogrande"]

@@ -69,6 +69,15 @@ def test_bench_cpu_defaults_and_clear_errors(tmp_path):
             "bench.py: device='cuda' but this torch sees no CUDA GPU; use --device=cpu"]
 
 
+def test_bench_against_a_nanogpt_checkout_times_both_in_turns(capsys):
+    import bench
+    res = bench.main(["--device=cpu", "--nanogpt=tests/fixtures/nanogpt_standin", "--steps=1", "--rounds=4",
+                      "--warmup=1", "--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=16", "--batch_size=2"])
+    assert set(res) == {"nanogrow", "nanoGPT"} and all(len(r["rounds_ms"]) == 4 for r in res.values())
+    out = capsys.readouterr().out
+    assert "step time nanogrow / nanoGPT: median" in out and "over 4 pairs of 1 step(s)" in out
+
+
 def _has_cuda():
     import torch
     return torch.cuda.is_available()

@@ -127,7 +127,7 @@ def test_depth_zero_and_random_keep_function(arch, op):
             assert torch.equal(b.attn.q_proj.weight, small.blocks[j].attn.q_proj.weight)  # the rest copied
             assert torch.equal(b.ln_2.weight, small.blocks[j].ln_2.weight)
     else:
-        assert [float(b.ramp) for b in big.blocks] == [1.0, 0.0, 1.0, 0.0]
+        assert grow.ramp_factors(big) == [1.0, 0.0, 1.0, 0.0]
         assert grow.ramps_active(big)
         grow.set_ramp(big, 1.0)
         assert not grow.ramps_active(big)
@@ -158,16 +158,32 @@ def test_ramp_value_and_set_ramp():
     small = trained("gpt2")
     big = grow.grow_depth(small, "random", factor=2).eval()
     grow.set_ramp(big, 0.25)
-    assert [float(b.ramp) for b in big.blocks] == [1.0, 0.25, 1.0, 0.25]  # old blocks untouched
-    # a depthwise ramp is a plain buffer: a checkpoint mid-ramp reloads exactly into a fresh GPT
-    fresh = GPT(big.config).eval()
-    fresh.load_state_dict(grow.fold_ramps(big).state_dict())
+    assert grow.ramp_factors(big) == [1.0, 0.25, 1.0, 0.25]  # old blocks untouched
+    # the factor is a buffer in the state dict: a checkpoint mid-ramp reloads exactly, still ramping
+    assert sorted(k for k in big.state_dict() if "ramp" in k) == ["blocks.1.ramp", "blocks.3.ramp"]
+    fresh = grow.load_state(GPT(big.config), grow.fold_ramps(big).state_dict()).eval()
     assert grow.fold_ramps(big) is big  # nothing to fold depthwise
-    assert grow.logit_gap(fresh, big, IDX) == 0.0
+    assert grow.logit_gap(fresh, big, IDX) == 0.0 and grow.ramp_factors(fresh) == [1.0, 0.25, 1.0, 0.25]
     grow.set_ramp(big, 1.0)
-    assert all(float(b.ramp) == 1.0 for b in big.blocks)
+    assert grow.ramp_factors(big) == [1.0] * 4 and not grow.ramps_active(big)
+    # fully in: a plain GPT again, no hook, no buffer, the same function as the hook computed at m = 1
+    assert not any(b._forward_hooks for b in big.blocks) and not any("ramp" in k for k in big.state_dict())
+    grow.set_ramp(fresh, 1.0)
+    assert grow.logit_gap(fresh, big, IDX) == 0.0
     grow.set_ramp(big, 0.0)  # a finished ramp stays finished
-    assert all(float(b.ramp) == 1.0 for b in big.blocks)
+    assert grow.ramp_factors(big) == [1.0] * 4
+
+
+def test_checkpoints_with_a_ramp_in_every_block_still_load():
+    """Before the blend moved out of model.py every Block had a `ramp` buffer (1.0 unless ramping), so old
+    checkpoints carry blocks.<i>.ramp for every block: 1.0 is dropped, a factor below 1 ramps on."""
+    small = trained("gpt2")
+    state = {**small.state_dict(), "blocks.0.ramp": torch.tensor(1.0), "blocks.1.ramp": torch.tensor(0.5)}
+    model = grow.load_state(GPT(small.config), state).eval()
+    assert grow.ramp_factors(model) == [1.0, 0.5]
+    x = small.wte(IDX) + small.wpe(torch.arange(IDX.shape[1]))
+    h = small.blocks[0](x)
+    torch.testing.assert_close(model.blocks[1](h), h + 0.5 * (small.blocks[1](h) - h))
 
 
 def test_depth_noise():

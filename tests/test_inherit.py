@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import inherit
-from model import GPT, GPTConfig, config_dict, model_from_checkpoint, save_checkpoint
+from model import GPT, GPTConfig, config_dict
+from runs import model_from_checkpoint, save_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

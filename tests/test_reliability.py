@@ -12,7 +12,8 @@ import torch
 
 from conftest import REPO, TINY_RUN, read_metrics, run_train, write_dataset, real_text
 from data.loader import Batcher, DataError
-from model import CheckpointError, GPT, GPTConfig, checkpoint_paths, find_checkpoint, load_checkpoint, save_checkpoint
+from model import GPT, GPTConfig
+from runs import CheckpointError, checkpoint_paths, find_checkpoint, load_checkpoint, save_checkpoint
 
 
 def start_train(args):

@@ -7,7 +7,7 @@ import torch
 
 from conftest import TINY_RUN, read_metrics, run_train
 from configurator import ConfigError, apply_overrides
-from model import checkpoint_paths, load_checkpoint
+from runs import checkpoint_paths, load_checkpoint
 
 
 def evals(metrics):
