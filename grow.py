@@ -773,6 +773,15 @@ def growth_flops(small_flops_per_token, d, large_flops_per_token, D_large):
     return small_flops_per_token * d + large_flops_per_token * D_large
 
 
+def paper_tokens(tokens, grow_tokens, g):
+    """The Gstack paper's compute convention, in large-model tokens: each of the first grow_tokens tokens (trained
+    on the small model) counts 1/g of a large-model token, every later token counts 1. tokens: a number or an
+    array of token counts along a run. Exact FLOPs (GPT.flops_per_token, LM head and attention included) differ
+    from this most at small widths, where the head is a large share of a token's cost."""
+    tokens = np.asarray(tokens, dtype=float)
+    return np.minimum(tokens, grow_tokens) / g + np.maximum(tokens - grow_tokens, 0.0)
+
+
 def speedup(flops_scratch, flops_grown):
     """The paper's speedup at equal loss: sp = FLOPs_scratch / FLOPs_grown - 1 (0.546 = 54.6%)."""
     return flops_scratch / flops_grown - 1.0
