@@ -1,6 +1,6 @@
 """
 nanogrow inheritance: Inheritune (Sanyal et al. 2024, "Inheritune: Training Smaller Yet More Attentive Language
-Models", later "When Attention Collapses"; arXiv 2404.08634). Facts used here are collected in PAPERS.md section 2.
+Models", later "When Attention Collapses"; arXiv 2404.08634). Facts used here are collected in docs/papers.md section 2.
 
 A small model of n layers starts from the FIRST n blocks of a trained reference of L layers, plus its token
 embeddings and LM head, and is then trained as usual. Why the first ones: the deep layers of large models are
@@ -351,7 +351,7 @@ def _round_done(run_dir, steps):
 def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2, train_args=(), tolerance=0.0,
            resume=False, runner=None, log=print):
     """
-    Inheritune v2 (Sanyal et al. 2024, sec. 3; PAPERS.md sec. 2): the reference in ref_dir (a train.py run of L
+    Inheritune v2 (Sanyal et al. 2024, sec. 3; docs/papers.md sec. 2): the reference in ref_dir (a train.py run of L
     layers) was trained `steps` = T steps. From n = start (default L//2): inherit n layers, train T steps with the
     reference's settings (train.py subprocess, run in <out_dir>/n<n>), and compare its final val loss with the
     reference's; stop when it is <= reference + tolerance, else n += step, until n would reach L.

@@ -1,6 +1,6 @@
 """
 nanogrow data mixing: BiMix (Ge et al. 2024, "Data Mixing Made Efficient: A Bivariate Scaling Law for Language
-Model Pretraining", arXiv 2405.14908). Facts used here are collected in PAPERS.md section 3.
+Model Pretraining", arXiv 2405.14908). Facts used here are collected in docs/papers.md section 3.
 
 Two ways to pick the proportions r_i (sum_i r_i = 1) of the domains of a dataset (layout in docs/contracts.md):
 

@@ -5,7 +5,7 @@
 #   python mix.py data/pycorpus                     # the entropies and the mixtures they give
 #   python experiments/bimix.py --scale mini        # natural, uniform, ce, then the fitted mixture
 #
-# The proxy (Ge et al. 2024; /work/shared/PAPERS.md sec. 3) is scaled down from the paper's 12L/768 to 8 layers /
+# The proxy (Ge et al. 2024; docs/papers.md sec. 3) is scaled down from the paper's 12L/768 to 8 layers /
 # 512 wide (~51M params): the smallest domain (prose, 2.9M tokens) is seen ~3-4 times in a uniform or CE run
 # already, and a bigger model would overfit it. The experiment trains it with mixture natural / uniform / ce at
 # equal tokens, fits L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i) on every evaluation (iter > 0) of

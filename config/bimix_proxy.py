@@ -1,4 +1,4 @@
-# BiMix proxy model (Ge et al. 2024, "Data Mixing Made Efficient"; facts in /work/shared/PAPERS.md sec. 3):
+# BiMix proxy model (Ge et al. 2024, "Data Mixing Made Efficient"; facts in docs/papers.md sec. 3):
 # 12 layers / 768 wide, context 1024, batch 512 x 1024 = 524,288 tokens per step, on SlimPajama's 7 domains.
 # The law is fitted on a few such proxy runs with different mixtures, each evaluated per domain at several steps.
 # Needs a cluster for the full 200K steps (105B tokens at ~0.86 GFLOP/token: ~8 hours on 8 H100 at ~40% MFU).
@@ -16,10 +16,10 @@
 #                     the paper's best ("se", "je", "vne" are the other entropies; "uniform" = 1/n each)
 #   {domain: r}       explicit, e.g. the fitted BiMix optimum printed by `python mix.py --fit ...`
 #
-# Paper facts followed (PAPERS.md sec. 3 "Setup"): proxy 12L/768, context 1024, batch 512 x 1024, 200K steps;
+# Paper facts followed (docs/papers.md sec. 3 "Setup"): proxy 12L/768, context 1024, batch 512 x 1024, 200K steps;
 # fit on (r_i, s, L_i) points "evaluated every few billion tokens" (eval every 4000 steps = 2.1B tokens).
-# Not from the paper (not in PAPERS.md): GPT-2 architecture and BPE (the paper used the GPT-NeoX tokenizer), lr 6e-4
-# with 2000 warmup, cosine to 6e-5, wd 0.1, betas (0.9, 0.95) (nanoGPT's GPT-2 124M recipe, PAPERS.md sec. 4).
+# Not from the paper (not in docs/papers.md): GPT-2 architecture and BPE (the paper used the GPT-NeoX tokenizer), lr 6e-4
+# with 2000 warmup, cosine to 6e-5, wd 0.1, betas (0.9, 0.95) (nanoGPT's GPT-2 124M recipe, docs/papers.md sec. 4).
 # Data: python data/prepare.py --hf=slimpajama --max_bytes=0
 
 dataset = "slimpajama"

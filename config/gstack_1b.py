@@ -1,5 +1,5 @@
 # Gstack at paper scale, 1.1B: a 6-layer Llama base (6L2048H) trained d tokens, stacked g=4 times to 24 layers
-# (24L2048H), then trained on (Du et al. 2024; facts in /work/shared/PAPERS.md sec. 1). Also the setting of the
+# (24L2048H), then trained on (Du et al. 2024; facts in docs/papers.md sec. 1). Also the setting of the
 # paper's operator comparison (depthwise / widthwise G_direct, G_learn, G_zero, G_random at "400M -> 1.1B").
 # Needs a cluster: at ~40% MFU one H100 does ~44K tokens/s on the 24-layer model (100B tokens: ~26 GPU-days x 1).
 #
@@ -21,7 +21,7 @@
 #   torchrun ... train.py config/gstack_1b.py --init_from=grow --grow_from=out/gstack_1b_base --grow_at_tokens=0 \
 #       --max_tokens=90_000_000_000 --out_dir=out/gstack_1b_grown   # max_tokens: the large phase only
 #
-# Paper facts followed (PAPERS.md sec. 1 "Setup"): Llama, SlimPajama, context 2048, ~2M-token batches, warmup 3000,
+# Paper facts followed (docs/papers.md sec. 1 "Setup"): Llama, SlimPajama, context 2048, ~2M-token batches, warmup 3000,
 # cosine to 0.1x max LR, max LR 3e-4 (1.1B), 6-layer base, target 24 layers, g = 4, d = 10B tokens; the operator
 # comparison ran to ~97.5B tokens (we budget 100B). Shapes from the official lit_gpt config 24L2048H (32 heads, no
 # GQA, intermediate 5632); micro-batch 8 as in g_stack.sh (lower it if memory is short: total_batch_tokens keeps the
@@ -47,7 +47,7 @@ batch_size = 8
 total_batch_tokens = 2_097_152  # 1024 sequences x 2048 = ~2M tokens per step (g_stack.sh: global_batch_size=1024)
 max_tokens = 100_000_000_000
 learning_rate = 1e-3            # the 6-layer base (official base runs: 1e-3)
-grow_learning_rate = 3e-4       # the grown model's max LR (PAPERS.md sec. 1)
+grow_learning_rate = 3e-4       # the grown model's max LR (docs/papers.md sec. 1)
 min_lr = 3e-5                   # 0.1x max LR
 warmup_iters = 3000
 decay_lr = True
@@ -61,7 +61,7 @@ grow_op = "direct"
 grow_factor = 4
 grow_noise = 0.0
 grow_schedule = "restart"
-grow_ramp_steps = 5000          # G_random's blend-in steps in the official code (PAPERS.md sec. 1 table)
+grow_ramp_steps = 5000          # G_random's blend-in steps in the official code (docs/papers.md sec. 1 table)
 eval_interval = 1000
 eval_iters = 10
 log_interval = 10

@@ -1,5 +1,5 @@
 # Gstack at paper scale, 410M: a 6-layer Llama base trained d tokens, stacked g=4 times to 24 layers, then trained on
-# (Du et al. 2024, "Stacking Your Transformers"; facts in /work/shared/PAPERS.md sec. 1). Needs a cluster: at ~40%
+# (Du et al. 2024, "Stacking Your Transformers"; facts in docs/papers.md sec. 1). Needs a cluster: at ~40%
 # MFU one H100 does ~150K tokens/s on the 24-layer model, so 400B tokens is ~30 days of one GPU.
 #
 #   torchrun --standalone --nproc_per_node=8 train.py config/gstack_410m.py --out_dir=out/gstack_410m
@@ -11,7 +11,7 @@
 # This is the in-run form: one train.py run trains the 6-layer base until grow_at_tokens, grows it with G_direct
 # depthwise (Gstack: layers 0..5 repeated 4 times, embeddings / final norm / head copied once), builds a new AdamW
 # and restarts warmup + cosine (grow_schedule="restart", as the official code). tokens and flops in metrics.jsonl
-# count the base phase too (C = C_small + C_large, PAPERS.md sec. 1 "Compute accounting").
+# count the base phase too (C = C_small + C_large, docs/papers.md sec. 1 "Compute accounting").
 #
 # The official code (github tongxuluo/prts, base_model.sh / g_stack.sh) trains the base as its own run with max LR
 # 1e-3 -> min 1e-4 on a 300K-step schedule and takes its checkpoint at step 5000 (~10.5B tokens at 2M tokens per
@@ -24,7 +24,7 @@
 #       --max_tokens=390_000_000_000 --out_dir=out/gstack_410m_grown
 #   (with init_from=grow, max_tokens counts the large phase only; the logged tokens/flops start at the base's.)
 #
-# Paper facts followed (PAPERS.md sec. 1 "Setup"): Llama (RMSNorm, SwiGLU, RoPE), SlimPajama, context 2048, ~2M-token
+# Paper facts followed (docs/papers.md sec. 1 "Setup"): Llama (RMSNorm, SwiGLU, RoPE), SlimPajama, context 2048, ~2M-token
 # batches, warmup 3000 steps, cosine to 0.1x max LR, max LR 6e-4 for 410M, 6-layer base, g = 4, d = 10B tokens.
 # Shapes from the official lit_gpt config (6L1024H / 24L1024H: 16 heads, intermediate 2816). Not from the paper:
 # weight decay 0.1, betas (0.9, 0.95), clip 1.0 are the official scripts' values; the tokenizer is GPT-2 BPE
@@ -53,7 +53,7 @@ total_batch_tokens = 2_097_152
 max_tokens = 400_000_000_000
 # optimizer and schedule
 learning_rate = 1e-3            # the 6-layer base (official base runs: 1e-3)
-grow_learning_rate = 6e-4       # the grown model's max LR (PAPERS.md sec. 1)
+grow_learning_rate = 6e-4       # the grown model's max LR (docs/papers.md sec. 1)
 min_lr = 6e-5                   # 0.1x max LR
 warmup_iters = 3000
 decay_lr = True

@@ -5,7 +5,7 @@
 #   python experiments/gstack.py --scale mini       # all arms, one H100; or this run alone:
 #   python train.py config/gstack_mini.py --out_dir=out/gstack_mini_run
 #
-# As this file stands it is the Gstack arm, in-run form (Du et al. 2024; /work/shared/PAPERS.md sec. 1): a 3-layer
+# As this file stands it is the Gstack arm, in-run form (Du et al. 2024; docs/papers.md sec. 1): a 3-layer
 # Llama-style base (RMSNorm, SwiGLU, RoPE; 768 wide, 12 heads) trains d = grow_at_tokens, is stacked g = 4 times
 # (G_direct depthwise) to 12 layers (162M params, 85M of them in the blocks; untied 50304-token embeddings), gets a
 # new AdamW and a restarted warmup + cosine to 0.1x the max LR, and trains to the same token budget as scratch.

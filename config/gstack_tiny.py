@@ -4,7 +4,7 @@
 #   python experiments/gstack.py --scale tiny --dataset data/<name>      # all arms; or, this run alone:
 #   python train.py config/gstack_tiny.py --dataset=data/<name> --out_dir=out/gstack_tiny_run
 #
-# As this file stands it is the Gstack arm in its in-run form (Du et al. 2024; /work/shared/PAPERS.md sec. 1): a
+# As this file stands it is the Gstack arm in its in-run form (Du et al. 2024; docs/papers.md sec. 1): a
 # 2-layer Llama-style base (RMSNorm, SwiGLU, RoPE) trains grow_at_tokens tokens, is stacked g = 4 times
 # (G_direct depthwise) to 8 layers, gets a new AdamW and a restarted warmup + cosine, and trains on to max_iters.
 # The experiment script derives the other arms from it: scratch = 8 layers from the start, the other operators =

@@ -1,5 +1,5 @@
 # Inheritune reference config, GPT-2 Large (36 layers) on OpenWebText (Sanyal et al. 2024; facts in
-# /work/shared/PAPERS.md sec. 2). Reference hyperparameters of the paper; needs a cluster (100K steps x 128K tokens =
+# docs/papers.md sec. 2). Reference hyperparameters of the paper; needs a cluster (100K steps x 128K tokens =
 # 13B tokens at ~5.2 GFLOP/token: ~6 hours on 8 H100 at ~40% MFU).
 #
 #   1. the reference, L = 36 layers, T = 100K steps:
@@ -11,7 +11,7 @@
 #                 torchrun ... train.py config/inheritune_gpt2_large.py --n_layer=18 --max_iters=200000 \
 #                     --out_dir=out/large_scratch18_2T
 #
-# Paper facts followed (PAPERS.md sec. 2): GPT-2, OpenWebText, context 1024, GELU, no bias, no dropout, pre-LN,
+# Paper facts followed (docs/papers.md sec. 2): GPT-2, OpenWebText, context 1024, GELU, no bias, no dropout, pre-LN,
 # attention logits / (layer_idx+1); AdamW (0.9, 0.95), 2K warmup, cosine to 1e-5, wd 0.1, clip 1.0; Large
 # 36L / 1280 / 20 heads, lr 2e-4, batch 128K tokens (128 x 1024 = 131,072), T = 100K steps. Paper's result:
 # reference 2.85 | 18L scratch 100K 2.97 | 18L scratch 200K 2.84 | Inheritune 18L 2.80.

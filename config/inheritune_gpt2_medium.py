@@ -1,5 +1,5 @@
 # Inheritune reference config, GPT-2 Medium (24 layers) on OpenWebText (Sanyal et al. 2024, "Inheritune" / "When
-# Attention Collapses"; facts in /work/shared/PAPERS.md sec. 2). Reference hyperparameters of the paper; needs a
+# Attention Collapses"; facts in docs/papers.md sec. 2). Reference hyperparameters of the paper; needs a
 # cluster (100K steps x 394K tokens = 39B tokens at ~2.4 GFLOP/token: ~8 hours on 8 H100 at ~40% MFU).
 #
 #   1. the reference, L = 24 layers, T = 100K steps:
@@ -15,7 +15,7 @@
 #      torchrun ... train.py config/inheritune_gpt2_medium.py --n_layer=16 --max_iters=200000 --out_dir=out/scratch16_2T
 #   (the sub-block ablation adds --inherit_parts=attn+norm | mlp+norm | attn+mlp to step 3; inherit.py PRESETS)
 #
-# Paper facts followed (PAPERS.md sec. 2 "GPT-2 setup"): nanoGPT-based GPT-2, OpenWebText, context 1024, GELU, no bias,
+# Paper facts followed (docs/papers.md sec. 2 "GPT-2 setup"): nanoGPT-based GPT-2, OpenWebText, context 1024, GELU, no bias,
 # no dropout, pre-LN, attention logits additionally scaled by 1/(layer_idx+1); AdamW (0.9, 0.95), 2K warmup, cosine
 # to 1e-5, weight decay 0.1, clip 1.0; Medium 24L / 1024 / 16 heads, lr 3e-4, batch 394K tokens (384 x 1024 =
 # 393,216), T = 100K steps. Paper's result: reference 2.81 | 16L scratch 100K 2.86 | 16L scratch 200K 2.83 |

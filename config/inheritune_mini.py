@@ -8,7 +8,7 @@
 # This file is the reference: GPT-2 small's shape (12 layers, 768 wide, 12 heads, ~124M params), T = max_iters
 # steps. The experiment derives inherit (first n = L/2 = 6 blocks + wte / tied lm_head, T steps), scratch_T and
 # scratch_2T (6 layers from scratch, T and 2T steps), the search (n = 6, 8, 10 until it matches the reference) and
-# the sub-block ablation. Paper facts kept (Sanyal et al. 2024; /work/shared/PAPERS.md sec. 2): GPT-2 with no bias,
+# the sub-block ablation. Paper facts kept (Sanyal et al. 2024; docs/papers.md sec. 2): GPT-2 with no bias,
 # no dropout, pre-LN, attention logits / (layer_idx+1), AdamW (0.9, 0.95), cosine to 1e-5, wd 0.1, clip 1.0,
 # n = L/2 then += 2, the 2T baseline. Not the paper's: sizes, T, LR 6e-4 (nanoGPT's for this shape), warmup 16,
 # context 512.

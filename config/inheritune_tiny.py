@@ -7,7 +7,7 @@
 #
 # This file is the reference (L = 4 layers, trained T = max_iters steps). The experiment derives: inherit = the first
 # n = L/2 = 2 blocks + wte / tied lm_head, T steps; scratch_T and scratch_2T = 2 layers from scratch for T and 2T.
-# Paper facts kept (Sanyal et al. 2024; /work/shared/PAPERS.md sec. 2): GPT-2 with no bias, no dropout, pre-LN,
+# Paper facts kept (Sanyal et al. 2024; docs/papers.md sec. 2): GPT-2 with no bias, no dropout, pre-LN,
 # attention logits / (layer_idx+1), AdamW (0.9, 0.95), wd 0.1, clip 1.0, n = L/2 then += 2. Not the paper's: sizes,
 # steps, LR, min_lr (0.1x here; the paper's 1e-5 belongs to its LR of 3e-4).
 

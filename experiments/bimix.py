@@ -1,5 +1,5 @@
 """
-BiMix experiment (Ge et al. 2024, "Data Mixing Made Efficient"; /work/shared/PAPERS.md sec. 3): which domain
+BiMix experiment (Ge et al. 2024, "Data Mixing Made Efficient"; docs/papers.md sec. 3): which domain
 mixture gives the lowest mean validation loss at a fixed budget: the natural one (by size), uniform, the
 training-free conditional-entropy (CE) mixture, or the optimum of the BiMix law fitted on those three runs?
 

@@ -1,5 +1,5 @@
 """
-Gstack experiment (Du et al. 2024, "Stacking Your Transformers"; /work/shared/PAPERS.md sec. 1): does a model grown
+Gstack experiment (Du et al. 2024, "Stacking Your Transformers"; docs/papers.md sec. 1): does a model grown
 from a trained small one reach the loss of a model trained from scratch with fewer FLOPs, and which growth operator
 works? Every arm is one train.py run (in-run growth: the small model trains d tokens, grows, and trains on to the
 same token budget B; its tokens and FLOPs include the small phase).

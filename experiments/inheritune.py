@@ -1,5 +1,5 @@
 """
-Inheritune experiment (Sanyal et al. 2024; /work/shared/PAPERS.md sec. 2): does a small model that starts from the
+Inheritune experiment (Sanyal et al. 2024; docs/papers.md sec. 2): does a small model that starts from the
 first n blocks of a trained reference (plus its token embeddings and LM head), trained T steps, match the
 reference, and match a same-size model trained from scratch for 2T steps?
 

@@ -245,7 +245,7 @@ def test_config_loads_with_train_py_defaults(path):
     defaults = common.train_defaults()
     s = apply_overrides(defaults, [path])  # unknown names or wrong types raise ConfigError
     text = open(path).read()
-    assert text.startswith("#") and "PAPERS.md" in text and "python " in text  # header: what, how to run, facts
+    assert text.startswith("#") and "docs/papers.md" in text and "python " in text  # header: what, how to run, facts
     if s["total_batch_tokens"]:
         assert s["total_batch_tokens"] % (s["batch_size"] * s["block_size"]) == 0
     assert s["n_embd"] % s["n_head"] == 0
