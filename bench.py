@@ -31,6 +31,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 GPT2_124M = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12, vocab_size=50304)
 CPU_SHAPES = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=256)
 BENCH = dict(warmup=10, steps=20, rounds=5, peak_flops=0.0, nanogpt="", attention="auto")
+BENCH_HELP = """bench.py's own settings (every train.py setting below is taken too):
+warmup = 10                     # untimed steps first (compilation, autotuning, allocator growth)
+steps = 20                      # steps per timed round
+rounds = 5                      # timed rounds; with --nanogpt the two models take turns round by round
+peak_flops = 0.0                # the device's dense bf16 FLOP/s for MFU (0: looked up from the device name)
+nanogpt = ""                    # a folder holding nanoGPT's model.py, timed beside ours
+attention = "auto"              # SDPA kernel: 'auto' | 'flash' | 'efficient' | 'cudnn' | 'math'
+GPU defaults: n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12, vocab_size=50304 (GPT-2 124M)
+CPU defaults: n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=256
+"""
 
 
 def settings(argv):
@@ -177,6 +187,11 @@ def mfu(model_flops_per_token, tokens_per_s, s):
 
 
 def main(argv):
+    if "--help" in argv or "-h" in argv:
+        from configurator import settings_help
+        print(__doc__.strip() + "\n\n" + BENCH_HELP + "\ntrain.py's settings:\n" +
+              settings_help(os.path.join(HERE, "train.py")))
+        return None
     s = settings(argv)
     if s["device_type"] == "cuda" and torch.device(s["device"]).index is not None:
         torch.cuda.set_device(s["device"])  # 'cuda:1': synchronize(), memory counters and the name are its own

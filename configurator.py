@@ -57,18 +57,51 @@ def apply_overrides(defaults, argv):
             continue
         if not os.path.isfile(arg):
             raise ConfigError(f"config file {arg!r} does not exist (arguments are config files or --key=value)")
-        if arg.endswith(".json"):
-            with open(arg) as f:
-                values = json.load(f)
-        else:
-            namespace = {}
-            with open(arg) as f:
-                exec(compile(f.read(), arg, "exec"), namespace)
-            values = {k: v for k, v in namespace.items() if not k.startswith("_") and not callable(v)
-                      and type(v).__name__ != "module"}
+        values = _read_config_file(arg)
         for key, value in values.items():
             config[key] = _check(key, value, defaults, arg)
     return config
+
+
+def _read_config_file(path):
+    """The settings a config file assigns: JSON (a run's config.json) or plain Python. A file that does not parse
+    or run is a ConfigError naming the file and the line, not a traceback."""
+    with open(path) as f:
+        text = f.read()
+    if path.endswith(".json"):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid JSON: {e.msg} at line {e.lineno}, column "
+                              f"{e.colno}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path} must hold a JSON object of settings, not a {type(values).__name__}")
+        return values
+    namespace = {}
+    try:
+        exec(compile(text, path, "exec"), namespace)
+    except SyntaxError as e:
+        raise ConfigError(f"config file {path} has a syntax error at line {e.lineno}: {e.msg}"
+                          + (f": {e.text.strip()}" if e.text else "")) from None
+    except Exception as e:
+        raise ConfigError(f"config file {path} failed to run: {type(e).__name__}: {e}") from None
+    return {k: v for k, v in namespace.items() if not k.startswith("_") and not callable(v)
+            and type(v).__name__ != "module"}
+
+
+def settings_help(path):
+    """The settings block of a nanoGPT-style script as it is written: every setting with its default and its
+    comment, under the section comments (what `--help` prints)."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    names = defaults_from_script(path)
+    tree = ast.parse("\n".join(lines), path)
+    assigned = [n.lineno for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name) and n.targets[0].id in names]
+    first, last = assigned[0] - 1, assigned[-1]
+    while first > 0 and lines[first - 1].startswith("# ") and not lines[first - 1].startswith("# ---"):
+        first -= 1  # the section comment above the first setting
+    return "\n".join(lines[first:last])
 
 
 def defaults_from_script(path):

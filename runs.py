@@ -5,20 +5,28 @@ file under the real name, and a damaged file is named. Also the newest good chec
 reader, and the check that a grown or inherited run still matches the run it started from.
 """
 
+import glob
 import hashlib
 import json
 import os
 
+import numpy as np
 import torch
 
 import grow
 from model import GPT, GPTConfig
 
+DIGEST = "v2:"  # digests of everything in the checkpoint; older ones (no prefix) covered its tensors only
+
+
 class CheckpointError(RuntimeError):
     pass
 
 
-def _tensor_digest(obj):
+def _digest(obj, tensors_only=False):
+    """SHA-256 of a checkpoint's contents: every tensor's bytes, dtype and shape, and (unless tensors_only, the
+    format of checkpoints written before the counters were covered) every counter, setting and RNG state that a
+    resumed run trusts, so a changed iter_num or learning rate is caught like a flipped weight."""
     h = hashlib.sha256()
 
     def walk(o):
@@ -31,16 +39,39 @@ def _tensor_digest(obj):
                 h.update(str(k).encode())
                 walk(o[k])
         elif isinstance(o, (list, tuple)):
+            h.update(b"[" if not tensors_only else b"")
             for v in o:
                 walk(v)
+        elif tensors_only:
+            return
+        elif isinstance(o, np.ndarray):  # numpy's RNG state
+            h.update(str((o.dtype, o.shape)).encode() + np.ascontiguousarray(o).tobytes())
+        else:  # numbers, strings, None: repr is exact for floats and ints
+            h.update(f"{type(o).__name__}:{o!r};".encode())
     walk(obj)
     return h.hexdigest()
 
 
+def _remove_stale_temp_files(folder):
+    """Temp files of checkpoint writes whose process is gone (killed mid-write): ckpt_*.pt.tmp.<pid>."""
+    for tmp in glob.glob(os.path.join(glob.escape(folder), "*.pt.tmp.*")):
+        pid = tmp.rsplit(".", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            os.remove(tmp)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def save_checkpoint(ckpt, path):
     """Atomically write a checkpoint dict: the file under `path` is always either the old one or the new one."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    ckpt = dict(ckpt, digest=_tensor_digest({k: v for k, v in ckpt.items() if k != "digest"}))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    _remove_stale_temp_files(folder)
+    ckpt = dict(ckpt, digest=DIGEST + _digest({k: v for k, v in ckpt.items() if k != "digest"}))
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
@@ -64,10 +95,11 @@ def load_checkpoint(path, map_location="cpu"):
                               f"({type(e).__name__}: {e}); use an earlier checkpoint") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise CheckpointError(f"{path} is not a nanogrow checkpoint (no 'model' / 'model_args' entries)")
-    digest = ckpt.get("digest")
-    if digest is not None and digest != _tensor_digest({k: v for k, v in ckpt.items() if k != "digest"}):
-        raise CheckpointError(f"checkpoint {path} is corrupted: its tensors do not match the digest written "
-                              f"with it; use an earlier checkpoint")
+    digest, rest = ckpt.get("digest"), {k: v for k, v in ckpt.items() if k != "digest"}
+    if digest is not None and digest != (DIGEST + _digest(rest) if digest.startswith(DIGEST) else
+                                         _digest(rest, tensors_only=True)):
+        raise CheckpointError(f"checkpoint {path} is corrupted: its contents (weights, counters or settings) do not "
+                              f"match the digest written with it; use an earlier checkpoint")
     return ckpt
 
 

@@ -54,6 +54,11 @@ def open_tokens(dataset_dir, domain, split, meta=None, min_tokens=2):
         raise DataError(f"token file {path} has {size} bytes, not a whole number of {meta['dtype']} tokens: "
                         f"it is truncated or not of this dataset's dtype; rebuild it")
     data = np.memmap(path, dtype=meta["dtype"], mode="r")
+    counted = meta["domains"][domain].get(f"{split}_tokens")
+    if counted is not None and len(data) != counted:  # e.g. two domain folders swapped, or one rebuilt alone
+        raise DataError(f"token file {path} holds {len(data):,} tokens but {dataset_dir}/meta.json counts "
+                        f"{counted:,} for domain {domain!r}: the file is not the one prepare.py wrote for this "
+                        f"domain (folders swapped, edited or rebuilt separately); rebuild the dataset")
     if len(data) < min_tokens:
         raise DataError(f"token file {path} holds {len(data)} tokens, fewer than block_size + 1 = {min_tokens}: "
                         f"lower block_size or give domain {domain!r} more text")

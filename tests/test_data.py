@@ -109,3 +109,20 @@ def test_mixture_proportions_are_honoured_per_sequence(tiny_dataset):
     assert frac[b.domains.index("prose")] == pytest.approx(0.7, abs=0.03)
     only = Batcher(tiny_dataset, 16, 1, steps_batch=100, mixture={"code": 1.0})
     assert (only._step_batch("train", 5)[0] == only.domains.index("code")).all()
+
+
+def test_domain_files_that_do_not_match_meta_counts_are_refused(tmp_path):
+    """Two domain folders swapped on disk would train (and report per-domain losses) under the wrong names:
+    meta.json's token counts catch it."""
+    import shutil
+    from conftest import real_text, write_dataset
+    from data.loader import Batcher, DataError
+    root = write_dataset(tmp_path / "d", real_text())
+    Batcher(root, 32, 4)  # as written: fine
+    os.rename(os.path.join(root, "code"), os.path.join(root, "tmp"))
+    os.rename(os.path.join(root, "prose"), os.path.join(root, "code"))
+    os.rename(os.path.join(root, "tmp"), os.path.join(root, "prose"))
+    with pytest.raises(DataError, match=r"code/train.bin holds .* tokens but .*meta.json counts .* for domain "
+                                        r"'code': the file is not the one prepare.py wrote"):
+        Batcher(root, 32, 4)
+    shutil.rmtree(root)

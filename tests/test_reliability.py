@@ -114,8 +114,39 @@ def test_flipped_bytes_inside_a_checkpoint_fail_the_digest(tmp_path):
     assert at > 0
     raw[at + 10] ^= 0xFF
     open(path, "wb").write(bytes(raw))
-    with pytest.raises(CheckpointError, match="is corrupted: its tensors do not match the digest"):
+    with pytest.raises(CheckpointError, match="is corrupted: its contents .* do not match the digest"):
         load_checkpoint(path)
+
+
+def test_the_digest_covers_counters_and_settings_and_old_digests_still_load(tmp_path):
+    """A resumed run trusts iter_num, the settings and the RNG states as much as the weights: a changed counter
+    fails the digest. Checkpoints written before (digest of tensors only, no 'v2:' prefix) still load."""
+    import runs
+    path = str(tmp_path / "ckpt_0000007.pt")
+    save_checkpoint({"model": {"w": torch.ones(2)}, "model_args": {}, "iter_num": 7, "config": {"lr": 1e-3}}, path)
+    ckpt = torch.load(path, weights_only=False)
+    assert ckpt["digest"].startswith("v2:")
+    torch.save(dict(ckpt, iter_num=6), path)  # the step counter edited, weights untouched
+    with pytest.raises(CheckpointError, match="is corrupted: its contents"):
+        load_checkpoint(path)
+    torch.save(dict(ckpt, config={"lr": 1e-2}), path)
+    with pytest.raises(CheckpointError, match="is corrupted"):
+        load_checkpoint(path)
+    old = {"model": {"w": torch.ones(2)}, "model_args": {}, "iter_num": 7}
+    torch.save(dict(old, digest=runs._digest(old, tensors_only=True)), path)
+    assert load_checkpoint(path)["iter_num"] == 7
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_save(tmp_path):
+    import subprocess
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer exists (reaped)
+    stale = tmp_path / f"ckpt_0000005.pt.tmp.{dead.pid}"
+    stale.write_bytes(b"half a checkpoint, 19 MB in real life")
+    mine = tmp_path / f"ckpt_0000005.pt.tmp.{os.getpid()}x"  # not a pid: left alone
+    mine.write_bytes(b"")
+    save_checkpoint({"model": {"w": torch.ones(1)}, "model_args": {}}, str(tmp_path / "ckpt_0000010.pt"))
+    assert sorted(os.listdir(tmp_path)) == sorted(["ckpt_0000010.pt", mine.name])
 
 
 def test_a_crash_during_a_checkpoint_write_keeps_the_old_file(tmp_path, monkeypatch):
