@@ -1,6 +1,7 @@
 """
 nanogrow inheritance: Inheritune (Sanyal et al. 2024, "Inheritune: Training Smaller Yet More Attentive Language
-Models", later "When Attention Collapses"; arXiv 2404.08634). Facts used here are collected in docs/papers.md section 2.
+Models", later "When Attention Collapses"; arXiv 2404.08634). Facts used here are collected in docs/papers.md
+section 2.
 
 A small model of n layers starts from the FIRST n blocks of a trained reference of L layers, plus its token
 embeddings and LM head, and is then trained as usual. Why the first ones: the deep layers of large models are
@@ -16,7 +17,7 @@ embeddings and LM head, and is then trained as usual. Why the first ones: the de
     python inherit.py search --ref out/ref --steps 2000 --out_dir out/inherit_search [-- --batch_size=32 ...]
     python inherit.py rank out/ref [--dataset data/pycorpus] [--n_seqs 100 --seq_len 100]
 
-Parts (what is copied from the reference; everything else keeps GPT(config)'s fresh init, drawn from torch's RNG):
+Parts (what is copied from the reference; everything else keeps a fresh init, see fresh_init below):
 
   per block  attn       q, k, v, o projections (weights and biases)
              attn_norm  ln_1, the norm before attention (LayerNorm for gpt2, RMSNorm for llama)
@@ -29,8 +30,8 @@ Parts (what is copied from the reference; everything else keeps GPT(config)'s fr
 
   presets    full       attn, attn_norm, mlp, mlp_norm (whole blocks; the paper's method)
              attn+norm  attn, attn_norm     }
-             mlp+norm   mlp, mlp_norm       }  the paper's sub-block ablation (its table: attention + its
-             attn+mlp   attn, mlp           }  LayerNorm 2.84, MLP + LayerNorm 2.85, no LayerNorms 2.80, full 2.81)
+             mlp+norm   mlp, mlp_norm       }  the paper's sub-block ablation (docs/papers.md sec. 2: attention +
+             attn+mlp   attn, mlp           }  its LayerNorm 2.84, MLP + LayerNorm 2.85, no LayerNorms 2.80, full 2.81)
              all        every part above, model-level ones included: inheriting all L layers with parts="all"
                         reproduces the reference's logits exactly
 
@@ -39,12 +40,35 @@ Parts (what is copied from the reference; everything else keeps GPT(config)'s fr
 naming no block part means whole blocks ("full"); naming no model-level part means the DEFAULT ones, wte and
 lm_head. So parts="lm_head" is the official OpenLLaMA recipe (blocks + untied head, fresh token embeddings).
 
-DEFAULT (parts=None == "full"): whole blocks + wte + lm_head; wpe and ln_f stay at their fresh init. This is what
-the official Inheritune GPT-2 code does (it copies the blocks and the tied lm_head, never wpe or ln_f), hence
-what produced every GPT-2 number in the paper; keeping it the default makes `train.py --init_from=inherit`
-reproduce the paper. It is also defensible on its own: the reference's ln_f was fitted to the residual stream
-after L layers, not after n. The price: inheriting all L layers does NOT give back the reference's logits unless
-wpe and ln_f come along too (parts="all", or "full,wte,lm_head,wpe,ln_f").
+`fresh_init` is how what is NOT copied starts: "model" (default) keeps GPT(config)'s own init (normal(0, 0.02),
+residual projections 0.02/sqrt(2n), norms at 1), which is nanoGPT's and so the official GPT-2 code's; "torch" resets
+those modules to PyTorch's defaults (nn.Embedding normal(0, 1), nn.Linear Kaiming-uniform, norms at 1), which is
+what the official OpenLLaMA code's student gets, its model constructor running no init pass. Both draw from
+torch's global RNG (seed it first for a reproducible init).
+
+DEFAULT (parts=None == "full", fresh_init="model"): whole blocks + wte + lm_head; wpe and ln_f stay at their fresh
+init. This is what the official Inheritune GPT-2 code does (it copies the blocks and the tied lm_head, never wpe or
+ln_f), hence what produced every GPT-2 number in the paper; keeping it the default makes `train.py
+--init_from=inherit` reproduce the paper. It is also defensible on its own: the reference's ln_f was fitted to the
+residual stream after L layers, not after n. The price: inheriting all L layers does NOT give back the reference's
+logits unless wpe and ln_f come along too (parts="all", or "full,wte,lm_head,wpe,ln_f").
+
+Against the official code and the paper (docs/papers.md sec. 2), point by point:
+  layers       blocks 0..n-1: the same. `layers` chooses others (an extension; the paper's choice is the default).
+  model parts  gpt2: the same as the official GPT-2 code (above). llama: the paper's text inherits the token
+               embeddings and the LM head, and so does the default here; the official OpenLLaMA code copies the
+               untied LM head only, with PyTorch's init for the rest: parts="lm_head", fresh_init="torch".
+  search       n = L//2, each round inherits afresh and trains T steps with the reference's settings, its last
+               evaluation (at T) is compared with the reference's last (at T), stop at <=, else n += 2: the paper's
+               rule. The official code has no driver (each n was its own run). The paper's loop states no bound; we
+               stop when n + 2 would reach L, since an L-layer model is no smaller model (the paper's runs matched
+               before that).
+  comparison   the paper's losses are each run's evaluation at T in the official logs, printed with two decimals;
+               we compare full precision (the same decisions on the paper's runs), `tolerance` (default 0) widens it.
+  rank         per head the smallest k whose top-k squared singular values hold tau = 0.9 of the T x T attention
+               matrix's energy, averaged over 100 random val sequences of 100 tokens; MaxRank = max over heads;
+               lazy at MaxRank 1: the paper's definition (the official code we compared, its GPT-2 and OpenLLaMA
+               training scripts, holds no rank analysis).
 
 Attention scale (gpt2's scale_attn_by_inverse_layer_idx, used by Inheritune): layer i divides its attention logits
 by i+1, i being the layer's position in the NEW model (model.py computes it from the position). Inheriting the
@@ -52,6 +76,9 @@ first n layers keeps every position, so nothing changes. Inheriting e.g. layers 
 would make their logits 5/1..8/4 times larger; by default (keep_attn_scale=True) the ratio is folded into q_proj
 (weight and bias, scaled by (i+1)/(src+1)), so the inherited blocks compute exactly what they computed in the
 reference and the fold survives a checkpoint round trip. keep_attn_scale=False copies q_proj verbatim.
+
+Each public function reads top to bottom as the method; its input checks are one guard call at its top, and the
+checks themselves (with their error messages) are at the end of this file.
 """
 
 import argparse
@@ -74,7 +101,7 @@ REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
 BLOCK_PARTS = {"attn": "attn.", "attn_norm": "ln_1.", "mlp": "mlp.", "mlp_norm": "ln_2."}
 MODEL_PARTS = {"wte": "wte.", "lm_head": "lm_head.", "wpe": "wpe.", "ln_f": "ln_f."}
-DEFAULT_MODEL_PARTS = ("wte", "lm_head")  # the official code's choice; see the module docstring
+DEFAULT_MODEL_PARTS = ("wte", "lm_head")  # the official GPT-2 code's choice and the paper's text; module docstring
 PRESETS = {
     "full": tuple(BLOCK_PARTS),
     "attn+norm": ("attn", "attn_norm"),
@@ -83,74 +110,61 @@ PRESETS = {
     "all": tuple(BLOCK_PARTS) + tuple(MODEL_PARTS),
 }
 DEFAULT_PARTS = "full"
+FRESH_INITS = ("model", "torch")  # GPT(config)'s init (official GPT-2 code) | PyTorch's (official OpenLLaMA code)
+
+
+def _part_names(parts):
+    """A part spec (one string, comma-joined, or a list of strings) -> its stripped names, in order."""
+    if isinstance(parts, str):
+        return [p.strip() for p in parts.split(",") if p.strip()]
+    return [p.strip() for p in parts]
 
 
 def resolve_parts(parts=None, arch="gpt2"):
-    """Inheritune's parts (sec. 3 and its sub-block ablation): a preset, a part name, or several of them (list or
-    comma-joined string) -> (block parts, model-level parts), two sorted tuples. No block part named = whole blocks;
-    no model-level part named = DEFAULT_MODEL_PARTS. Presets expand to the parts the architecture has ("all" on a
-    llama skips wpe); naming wpe itself on a llama is an error."""
-    if parts is None:
-        parts = DEFAULT_PARTS
-    if isinstance(parts, str):
-        names = [p.strip() for p in parts.split(",") if p.strip()]
-    elif isinstance(parts, (list, tuple, set, frozenset)) and all(isinstance(p, str) for p in parts):
-        names = [p.strip() for p in parts]
-    else:
-        raise TypeError(f"parts={parts!r}: expected a string or a list of strings (part names or presets)")
-    if not names:
-        raise ValueError(f"parts={parts!r} names nothing; valid parts: {', '.join(BLOCK_PARTS)}, "
-                         f"{', '.join(MODEL_PARTS)}; presets: {', '.join(PRESETS)}")
+    """Inheritune's parts (docs/papers.md sec. 2, "Which parts to inherit"): a preset, a part name, or several of
+    them (list or comma-joined string) -> (block parts, model-level parts), two sorted tuples. No block part named =
+    whole blocks; no model-level part named = DEFAULT_MODEL_PARTS. Presets expand to the parts the architecture has
+    ("all" on a llama skips wpe); naming wpe itself on a llama is an error."""
+    parts = DEFAULT_PARTS if parts is None else parts
+    _check_parts(parts, arch)
     chosen = set()
-    for name in names:
-        if name in PRESETS:
-            chosen.update(p for p in PRESETS[name] if not (p == "wpe" and arch != "gpt2"))
-        elif name in BLOCK_PARTS or name in MODEL_PARTS:
-            if name == "wpe" and arch != "gpt2":
-                raise ValueError(f"part 'wpe' (learned position embeddings) exists only for arch='gpt2'; this "
-                                 f"{arch} model uses RoPE, which has no weights to inherit")
-            chosen.add(name)
-        else:
-            raise ValueError(f"unknown part {name!r}; valid parts: per block {', '.join(BLOCK_PARTS)}; model-level "
-                             f"{', '.join(MODEL_PARTS)}; presets: {', '.join(PRESETS)}")
+    for name in _part_names(parts):
+        # a preset brings the parts this architecture has: RoPE (llama) has no position weights to copy
+        chosen.update(p for p in PRESETS.get(name, (name,)) if not (p == "wpe" and arch != "gpt2"))
     block = chosen & set(BLOCK_PARTS) or set(BLOCK_PARTS)
     model = chosen & set(MODEL_PARTS) or set(DEFAULT_MODEL_PARTS)
     return tuple(sorted(block)), tuple(sorted(model))
 
 
+def _parse_layers(layers):
+    """train.py's --inherit_layers string "4,5,6,7" / "[4,5,6,7]" -> [4, 5, 6, 7]; a list, range or other iterable
+    -> a list; None stays None (the first n)."""
+    if not isinstance(layers, str):
+        return None if layers is None else list(layers)
+    text = layers.strip().strip("[]()")
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"layers={layers!r}: expected comma-separated integers such as '4,5,6,7'") from None
+
+
 def resolve_layers(n_layer, layers, ref_n_layer):
     """The reference's block indices that become blocks 0..n-1 of the new model (default: the first n, as in
-    Inheritune). Accepts a list, a range, or a string "4,5,6,7" / "[4,5,6,7]" (train.py's --inherit_layers)."""
-    if isinstance(layers, str):
-        text = layers.strip().strip("[]()")
-        try:
-            layers = [int(t) for t in text.split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"layers={layers!r}: expected comma-separated integers such as '4,5,6,7'") from None
-    if layers is None:
-        if isinstance(n_layer, bool) or not isinstance(n_layer, (int, np.integer)):
-            raise TypeError(f"n_layer={n_layer!r}: expected an integer number of layers to inherit")
-        if not 1 <= n_layer <= ref_n_layer:
-            raise ValueError(f"n_layer={n_layer}: can inherit between 1 and {ref_n_layer} layers (the reference has "
-                             f"{ref_n_layer})")
-        return list(range(n_layer))
-    layers = list(layers)
-    if any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in layers):
-        raise TypeError(f"layers={layers!r}: expected integer block indices")
-    layers = [int(i) for i in layers]
-    if not layers:
-        raise ValueError("layers=[]: inherit at least one layer")
-    if n_layer not in (None, 0) and n_layer != len(layers):
-        raise ValueError(f"n_layer={n_layer} but layers={layers} lists {len(layers)} blocks; give one or make "
-                         f"them agree")
-    bad = [i for i in layers if not 0 <= i < ref_n_layer]
-    if bad:
-        raise ValueError(f"layers {bad} out of range: the reference has blocks 0..{ref_n_layer - 1}")
-    dupes = sorted({i for i in layers if layers.count(i) > 1})
-    if dupes:
-        raise ValueError(f"layers={layers} repeats blocks {dupes}; inheritance takes each block at most once "
-                         f"(repeating blocks is depth growth: grow.py, e.g. grow_layer_map)")
-    return layers
+    Inheritune, docs/papers.md sec. 2). Accepts a list, a range, or a string "4,5,6,7" / "[4,5,6,7]" (train.py's
+    --inherit_layers)."""
+    layers = _parse_layers(layers)
+    _check_layers(n_layer, layers, ref_n_layer)
+    return list(range(n_layer)) if layers is None else [int(i) for i in layers]
+
+
+def _block_part(rest):
+    """The part a block key belongs to ("attn.q_proj.weight" -> "attn"), or None."""
+    return next((p for p, prefix in BLOCK_PARTS.items() if rest.startswith(prefix)), None)
+
+
+def _model_part(key):
+    """The part a model-level key belongs to ("ln_f.weight" -> "ln_f"), or None."""
+    return next((p for p, prefix in MODEL_PARTS.items() if key.startswith(prefix)), None)
 
 
 def copy_plan(config, layers, block_parts, model_parts):
@@ -158,22 +172,15 @@ def copy_plan(config, layers, block_parts, model_parts):
     layers[i]. Every key of the new model is accounted for (copied or deliberately left fresh), so a module added
     to model.py that no part covers is an error here rather than silently left at its random init."""
     keys = state_keys(config)
+    _check_keys_have_parts(keys)
     plan = {}
     for key in keys:
         if key.startswith("blocks."):
             _, i, rest = key.split(".", 2)
-            src = f"blocks.{layers[int(i)]}.{rest}"
-            part = next((p for p, prefix in BLOCK_PARTS.items() if rest.startswith(prefix)), None)
-            if part is None:
-                raise RuntimeError(f"inherit.copy_plan: block key {key!r} belongs to no part; update BLOCK_PARTS")
-            if part in block_parts:
-                plan[key] = src
-        else:
-            part = next((p for p, prefix in MODEL_PARTS.items() if key.startswith(prefix)), None)
-            if part is None:
-                raise RuntimeError(f"inherit.copy_plan: model key {key!r} belongs to no part; update MODEL_PARTS")
-            if part in model_parts:
-                plan[key] = key
+            if _block_part(rest) in block_parts:
+                plan[key] = f"blocks.{layers[int(i)]}.{rest}"  # new block i <- reference block layers[i]
+        elif _model_part(key) in model_parts:
+            plan[key] = key
     return plan
 
 
@@ -193,13 +200,14 @@ def _unwrap(model):
 
 
 @torch.no_grad()
-def inherit(ref, n_layer=None, layers=None, parts=None, keep_attn_scale=True):
+def inherit(ref, n_layer=None, layers=None, parts=None, keep_attn_scale=True, fresh_init="model"):
     """
-    Inheritune (Sanyal et al. 2024, sec. 3): a NEW GPT with ref's config but n_layer blocks, block i a copy of
+    Inheritune (docs/papers.md sec. 2): a NEW GPT with ref's config but n_layer blocks, block i a copy of
     ref.blocks[layers[i]] (layers defaults to the first n_layer, the paper's choice), plus the model-level parts
-    (default: token embeddings and LM head). Whatever is not copied keeps GPT(config)'s fresh init, which draws
-    from torch's global RNG (seed it first for a reproducible init). ref is never modified; the new model is on
-    ref's device, in float32 (ref's values cast exactly when ref is bf16/fp16: every bf16 value is a float32).
+    (default: token embeddings and LM head). Whatever is not copied keeps a fresh init (fresh_init: "model" =
+    GPT(config)'s, "torch" = PyTorch's module defaults; module docstring), drawn from torch's global RNG (seed it
+    first for a reproducible init). ref is never modified; the new model is on ref's device, in float32 (ref's
+    values cast exactly when ref is bf16/fp16: every bf16 value is a float32).
 
     ref: a GPT (compiled or DDP-wrapped is fine), or a checkpoint file / run folder.
     parts: see the module docstring (None = "full": whole blocks + wte + lm_head; wpe and ln_f fresh).
@@ -209,70 +217,52 @@ def inherit(ref, n_layer=None, layers=None, parts=None, keep_attn_scale=True):
     if isinstance(ref, (str, os.PathLike)):
         ref = model_from_checkpoint(os.fspath(ref))[0]
     ref = _unwrap(ref)
-    if not isinstance(ref, GPT):
-        raise TypeError(f"inherit: the reference must be a model.GPT (or a checkpoint path), got {type(ref).__name__}")
-    if grow.ramps_active(ref):
-        raise ValueError("inherit: the reference is still blending in blocks from a G_random growth; finish the "
-                         "ramp first (grow.set_ramp(ref, 1), or train past grow_ramp_steps)")
-    L = ref.config.n_layer
-    layers = resolve_layers(n_layer, layers, L)
+    _check_reference(ref, fresh_init)
+    layers = resolve_layers(n_layer, layers, ref.config.n_layer)
     block_parts, model_parts = resolve_parts(parts, ref.config.arch)
     config = GPTConfig(**dict(config_dict(ref.config), n_layer=len(layers)))
     plan = copy_plan(config, layers, block_parts, model_parts)
 
-    new = GPT(config)  # fresh init of everything first: what is not copied stays exactly GPT(config)'s init
-    ref_state, new_state = ref.state_dict(), new.state_dict()  # tensors share storage with the modules
-    for dst, src in plan.items():
-        if new_state[dst].shape != ref_state[src].shape:  # cannot happen for a consistent GPT; guard anyway
-            raise RuntimeError(f"inherit: {dst} has shape {tuple(new_state[dst].shape)} but the reference's "
-                               f"{src} has {tuple(ref_state[src].shape)}")
-        new_state[dst].copy_(ref_state[src])  # tied gpt2: wte.weight and lm_head.weight are one tensor
-
+    new = GPT(config)  # everything fresh first: what is not copied keeps this init (or PyTorch's, below)
+    if fresh_init == "torch":
+        _reset_to_torch_defaults(new)
+    _copy(new, ref, plan)
     if "attn" in block_parts and keep_attn_scale and config.scale_attn_by_inverse_layer_idx:
-        for i, src in enumerate(layers):
-            # logits = scale * q.k; moving block src to position i changes scale by (src+1)/(i+1): undo it in q
-            ratio = ref.blocks[src].attn.scale / new.blocks[i].attn.scale
-            if ratio != 1.0:
-                q = new.blocks[i].attn.q_proj
-                q.weight.mul_(ratio)  # (nh*hd, C)
-                if q.bias is not None:
-                    q.bias.mul_(ratio)
+        _fold_attn_scale(new, ref, layers)
     return new.to(next(ref.parameters()).device)
 
 
-# -------------------------------------------------------------------------------------------------------------
-# Config compatibility (train.py: a user's model settings against the reference checkpoint's)
+def _reset_to_torch_defaults(model):
+    """Every module back to PyTorch's own init (nn.Embedding normal(0, 1), nn.Linear Kaiming-uniform, norms 1): the
+    official OpenLLaMA code's student is built without an init pass. Copies come after, so only the parts left
+    fresh keep these values (a tied wte/lm_head pair gets nn.Linear's, lm_head being reset last)."""
+    for module in model.modules():
+        if module is not model and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
 
-COMPAT_KEYS = ("arch", "vocab_size", "n_embd", "n_head", "n_kv_head", "intermediate_size", "bias", "tie_embeddings")
+
+def _copy(new, ref, plan):
+    """new[dst] <- ref[src] for every pair of the plan (state-dict tensors share storage with the modules)."""
+    ref_state, new_state = ref.state_dict(), new.state_dict()
+    _check_same_shapes(plan, new_state, ref_state)
+    for dst, src in plan.items():
+        new_state[dst].copy_(ref_state[src])  # tied gpt2: wte.weight and lm_head.weight are one tensor
 
 
-def check_compatible(ref_args, target_args, n_layer=None):
-    """Raise ValueError naming every setting in target_args that disagrees with the reference's model_args
-    (arch, vocab_size, n_embd, n_head, n_kv_head, intermediate_size, bias, tie_embeddings): an inherited model
-    has the reference's shapes, so such a setting cannot be honoured. Settings that are absent or None in
-    target_args ("take the default") are not compared. With n_layer (the number of layers to inherit) it must
-    fit the reference, and target_args' n_layer, when given, must equal it."""
-    problems = []
-    for key in COMPAT_KEYS:
-        want = target_args.get(key)
-        have = ref_args.get(key)
-        if want is None or have is None:
-            continue
-        if want != have:
-            problems.append(f"{key}: reference {have!r}, yours {want!r}")
-    L = ref_args.get("n_layer")
-    if n_layer is not None:
-        if L is not None and not 1 <= n_layer <= L:
-            problems.append(f"n_layer: cannot inherit {n_layer} layers from a reference of {L}")
-        if target_args.get("n_layer") not in (None, n_layer):
-            problems.append(f"n_layer: inheriting {n_layer} layers but yours is {target_args['n_layer']!r}")
-    if problems:
-        raise ValueError("the model settings disagree with the reference checkpoint (an inherited model keeps the "
-                         "reference's shapes; drop these settings or make them match): " + "; ".join(problems))
+def _fold_attn_scale(new, ref, layers):
+    """Moving block src to position i changes its logit scale 1/(src+1) to 1/(i+1) (scale_attn_by_inverse_layer_idx):
+    multiply q by (i+1)/(src+1) so that scale * q.k, and so the block's output, is what it was in the reference."""
+    for i, src in enumerate(layers):
+        ratio = ref.blocks[src].attn.scale / new.blocks[i].attn.scale
+        if ratio != 1.0:
+            q = new.blocks[i].attn.q_proj
+            q.weight.mul_(ratio)  # (nh*hd, C)
+            if q.bias is not None:
+                q.bias.mul_(ratio)
 
 
 # -------------------------------------------------------------------------------------------------------------
-# The Inheritune search (Sanyal et al. 2024, algorithm "v2"): smallest n whose inherited model, trained T steps,
+# The Inheritune search (docs/papers.md sec. 2 "Algorithm"): the smallest n whose inherited model, trained T steps,
 # matches the reference trained T steps
 
 SEARCH_SET = ("init_from", "inherit_from", "inherit_n_layer", "n_layer", "max_iters", "max_tokens",
@@ -282,13 +272,14 @@ SEARCH_SET = ("init_from", "inherit_from", "inherit_n_layer", "n_layer", "max_it
 def final_eval(run_dir):
     """The last evaluation line of a run (the run's final validation loss is its val_loss_mean)."""
     evals = [m for m in read_metrics(run_dir) if m.get("val_loss_mean") is not None]
-    if not evals:
-        raise ValueError(f"{run_dir}/metrics.jsonl has no evaluation line (val_loss_mean); did the run evaluate?")
+    _check_has_evals(evals, run_dir)
     return evals[-1]
 
 
 def matches_reference(loss, ref_loss, tolerance=0.0):
-    """Inheritune's stop test: the inherited model is at least as good as the reference (within tolerance)."""
+    """Inheritune's stop test: the inherited model is at least as good as the reference (within tolerance). Both
+    losses are full-precision last evaluations at T; the paper prints them with two decimals, which decides the same
+    on its runs (Medium 16L 2.8108 vs 2.8187, Large 18L 2.809 vs 2.8531 in the official logs)."""
     return loss <= ref_loss + tolerance  # NaN never matches
 
 
@@ -348,13 +339,43 @@ def _round_done(run_dir, steps):
         return False
 
 
+def _reference(ref_dir):
+    """The reference's model_args and its summary for search.json: checkpoint, layers L, parameter counts, and its
+    last evaluation (the loss every round is compared with)."""
+    ref_ckpt, ref_ckpt_path = find_checkpoint(ref_dir)
+    ref_args = ref_ckpt["model_args"]
+    del ref_ckpt  # only the shapes are needed here; train.py loads the weights in each round
+    ref_eval = final_eval(ref_dir)
+    total, non_emb = count_params(ref_args, ref_args["n_layer"])
+    return ref_args, {"dir": ref_dir, "checkpoint": ref_ckpt_path, "n_layer": ref_args["n_layer"], "params": total,
+                      "non_embedding_params": non_emb, "val_loss": float(ref_eval["val_loss_mean"]),
+                      "iter": ref_eval.get("iter")}
+
+
+def _search_round(ref_dir, n, steps, run_dir, train_args, resume, runner, log):
+    """One round: inherit n layers afresh from the reference and train T steps (or reuse the finished run);
+    returns the round's last evaluation line."""
+    _check_round_dir(run_dir, resume)
+    if _round_done(run_dir, steps):
+        log(f"round n={n}: reusing the finished run in {run_dir}")
+    else:
+        interrupted = resume and os.path.isdir(run_dir) and any(f.startswith("ckpt_") for f in os.listdir(run_dir))
+        log(f"round n={n}: training {steps} steps in {run_dir}")
+        runner(train_command(ref_dir, n, steps, run_dir, train_args, resume=interrupted), run_dir)
+    ev = final_eval(run_dir)
+    if ev.get("iter") != steps:
+        log(f"WARNING: round n={n}'s last evaluation is at iter {ev.get('iter')}, not {steps}: make steps a "
+            f"multiple of the reference's eval_interval for a comparison at equal steps")
+    return ev
+
+
 def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2, train_args=(), tolerance=0.0,
            resume=False, runner=None, log=print):
     """
-    Inheritune v2 (Sanyal et al. 2024, sec. 3; docs/papers.md sec. 2): the reference in ref_dir (a train.py run of L
-    layers) was trained `steps` = T steps. From n = start (default L//2): inherit n layers, train T steps with the
-    reference's settings (train.py subprocess, run in <out_dir>/n<n>), and compare its final val loss with the
-    reference's; stop when it is <= reference + tolerance, else n += step, until n would reach L.
+    Inheritune v2 (docs/papers.md sec. 2 "Algorithm"): the reference in ref_dir (a train.py run of L layers) was
+    trained `steps` = T steps. From n = start (default L//2): inherit n layers, train T steps with the reference's
+    settings (train.py subprocess, run in <out_dir>/n<n>), and compare its final val loss with the reference's;
+    stop when it is <= reference + tolerance, else n += step, until n would reach L.
 
     steps: None = the iteration of the reference's last evaluation. train_args: extra "--key=value" train.py
     overrides (e.g. a smaller batch); the settings the search sets itself (SEARCH_SET) are refused. resume=True
@@ -363,64 +384,27 @@ def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2
     (default run_train). Returns the summary dict also written to <out_dir>/search.json and search.md.
     """
     ref_dir, out_dir = os.path.abspath(ref_dir), os.path.abspath(out_dir)
-    if not os.path.isfile(os.path.join(ref_dir, "config.json")):
-        raise FileNotFoundError(f"{ref_dir}/config.json not found: --ref must be the out_dir of the train.py run of "
-                                f"the reference")
     train_args = list(train_args)
-    for a in train_args:
-        key, sep, _ = a.removeprefix("--").partition("=")
-        if not a.startswith("--") or not sep:
-            raise ValueError(f"train argument {a!r}: expected --key=value")
-        if key in SEARCH_SET:
-            raise ValueError(f"train argument {a!r}: {key} is set by the search itself for each round")
-    ref_ckpt, ref_ckpt_path = find_checkpoint(ref_dir)
-    ref_args = ref_ckpt["model_args"]
-    del ref_ckpt  # only the shapes are needed here; train.py loads the weights in each round
-    L = ref_args["n_layer"]
-    ref_eval = final_eval(ref_dir)
-    ref_loss = float(ref_eval["val_loss_mean"])
-    steps = int(steps) if steps else int(ref_eval["iter"])
-    start = L // 2 if start is None else int(start)
-    if L < 2:
-        raise ValueError(f"the reference has {L} layer; there is no smaller model to search for")
-    if not 1 <= start < L:
-        raise ValueError(f"start={start}: must be between 1 and L-1={L - 1} (the reference has {L} layers)")
-    if step < 1 or steps < 1:
-        raise ValueError(f"step={step}, steps={steps}: both must be positive")
-    if ref_eval.get("iter") != steps:
-        log(f"WARNING: the reference's last evaluation is at iter {ref_eval.get('iter')}, not at steps={steps}: "
+    _check_search_args(ref_dir, train_args)
+    ref_args, ref = _reference(ref_dir)
+    L, ref_loss = ref["n_layer"], ref["val_loss"]
+    steps = int(steps) if steps else int(ref["iter"])
+    start = L // 2 if start is None else int(start)  # the paper starts at half depth
+    _check_search_plan(L, start, step, steps)
+    if ref["iter"] != steps:
+        log(f"WARNING: the reference's last evaluation is at iter {ref['iter']}, not at steps={steps}: "
             f"the comparison is not at equal steps")
     runner = runner or run_train
-    total, non_emb = count_params(ref_args, L)
-    summary = {"reference": {"dir": ref_dir, "checkpoint": ref_ckpt_path, "n_layer": L, "params": total,
-                             "non_embedding_params": non_emb, "val_loss": ref_loss, "iter": ref_eval.get("iter")},
-               "steps": steps, "start": start, "step": step, "tolerance": tolerance, "train_args": train_args,
-               "rounds": [], "result": None}
-    log(f"Inheritune search: reference {ref_dir} ({L} layers, {total / 1e6:.2f}M params), val loss {ref_loss:.4f} "
-        f"at iter {ref_eval.get('iter')}; rounds of {steps} steps from n={start}, step {step}")
+    summary = {"reference": ref, "steps": steps, "start": start, "step": step, "tolerance": tolerance,
+               "train_args": train_args, "rounds": [], "result": None}
+    log(f"Inheritune search: reference {ref_dir} ({L} layers, {ref['params'] / 1e6:.2f}M params), val loss "
+        f"{ref_loss:.4f} at iter {ref['iter']}; rounds of {steps} steps from n={start}, step {step}")
     os.makedirs(out_dir, exist_ok=True)
     n = start
     while n is not None:
         run_dir = os.path.join(out_dir, f"n{n}")
-        done = _round_done(run_dir, steps)
-        if os.path.isdir(run_dir) and os.listdir(run_dir) and not resume:
-            raise FileExistsError(f"{run_dir} is not empty (an earlier search?); pass resume=True (--resume) to reuse "
-                                  f"finished rounds, or choose another out_dir")
-        why = stale_source(run_dir)
-        if why:
-            raise FileExistsError(f"{run_dir} was inherited from another version of the reference: {why}. Delete "
-                                  f"it to rerun the round")
-        if done:
-            log(f"round n={n}: reusing the finished run in {run_dir}")
-        else:
-            interrupted = resume and os.path.isdir(run_dir) and any(f.startswith("ckpt_") for f in os.listdir(run_dir))
-            log(f"round n={n}: training {steps} steps in {run_dir}")
-            runner(train_command(ref_dir, n, steps, run_dir, train_args, resume=interrupted), run_dir)
-        ev = final_eval(run_dir)
+        ev = _search_round(ref_dir, n, steps, run_dir, train_args, resume, runner, log)
         loss = float(ev["val_loss_mean"])
-        if ev.get("iter") != steps:
-            log(f"WARNING: round n={n}'s last evaluation is at iter {ev.get('iter')}, not {steps}: make steps a "
-                f"multiple of the reference's eval_interval for a comparison at equal steps")
         total, non_emb = count_params(ref_args, n)
         matched = matches_reference(loss, ref_loss, tolerance)
         summary["rounds"].append({"n_layer": n, "params": total, "non_embedding_params": non_emb, "val_loss": loss,
@@ -432,7 +416,7 @@ def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2
             summary["result"] = {"n_layer": n if matched else None,
                                  "reason": (f"n={n} matches the reference" if matched else
                                             f"no n < {L} matched within {step}-layer steps; keep the reference")}
-        write_search_table(summary, out_dir)
+        write_search_table(summary, out_dir)  # after every round: a long search shows its progress
         n = nxt
     log(search_markdown(summary))
     return summary
@@ -466,15 +450,15 @@ def write_search_table(summary, out_dir):
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Attention collapse, "lazy layers" (Sanyal et al. 2024, sec. 2): per head, the rank of the attention matrix
+# Attention collapse, "lazy layers" (docs/papers.md sec. 2 "Attention collapse"): per head, the rank of the
+# attention matrix
 
 
 def attention_matrix_rank(att, tau=0.9):
     """k* of attention matrices att (..., T, T): the smallest k whose top-k singular values hold a fraction tau
     of the energy sum_i s_i^2. A head attending to one column (every row one-hot there) has k* = 1; the identity
     has k* = ceil(tau * T). Returns a long tensor of shape att.shape[:-2]."""
-    if not 0.0 < tau <= 1.0:
-        raise ValueError(f"tau={tau}: must be in (0, 1]")
+    _check_tau(tau)
     s = torch.linalg.svdvals(att.double())                             # (..., T), descending
     energy = s.square()
     frac = energy.cumsum(-1) / energy.sum(-1, keepdim=True).clamp_min(1e-300)
@@ -525,9 +509,10 @@ def attention_probs(model, tokens):
 
 @torch.no_grad()
 def attention_rank(model, tokens, tau=0.9, batch_size=10):
-    """Rank(h, l) of Inheritune's attention-collapse analysis: k* (attention_matrix_rank) of every head of every
-    layer, averaged over the sequences of tokens (B, T). Returns a float tensor (n_layer, n_head), values in
-    [1, T]. Sequences go through in chunks of batch_size to bound memory (n_layer x (b, T, C) inputs at a time)."""
+    """Rank(h, l) of Inheritune's attention-collapse analysis (docs/papers.md sec. 2): k* (attention_matrix_rank) of
+    every head of every layer, averaged over the sequences of tokens (B, T) (the paper: 100 val sequences of 100
+    tokens). Returns a float tensor (n_layer, n_head), values in [1, T]. Sequences go through in chunks of
+    batch_size to bound memory (n_layer x (b, T, C) inputs at a time)."""
     model = _unwrap(model)
     was_training = model.training
     model.eval()  # dropout off: the attention of the model as used
@@ -569,9 +554,7 @@ def sample_sequences(dataset_dir, n_seqs=100, seq_len=100, split="val", seed=0, 
         start = rng.integers(0, len(d) - seq_len + 1)
         rows.append(d[start:start + seq_len].astype(np.int64))
     out = np.stack(rows)                                                          # (n_seqs, seq_len)
-    if vocab_size is not None and out.max() >= vocab_size:
-        raise ValueError(f"{dataset_dir} holds token id {out.max()} >= the model's vocab_size {vocab_size}: the data "
-                         f"was made with another tokenizer")
+    _check_vocab(out, vocab_size, dataset_dir)  # the data's ids are known only once sampled
     return torch.from_numpy(out)
 
 
@@ -644,10 +627,7 @@ def _run_cli(args):
         return
     model, ckpt = model_from_checkpoint(args.checkpoint, device=args.device)
     dataset = args.dataset or (ckpt.get("config") or {}).get("dataset")
-    if not dataset:
-        raise ValueError(f"{args.checkpoint} does not say which dataset it was trained on; pass --dataset")
-    if args.seq_len > model.config.block_size:
-        raise ValueError(f"--seq_len={args.seq_len} is longer than the model's context {model.config.block_size}")
+    _check_rank_args(args.checkpoint, dataset, args.seq_len, model.config.block_size)
     tokens = sample_sequences(_dataset_dir(dataset), args.n_seqs, args.seq_len, args.split, args.seed, args.domain,
                               model.config.vocab_size).to(args.device)
     ranks = attention_rank(model, tokens, args.tau)
@@ -658,6 +638,166 @@ def _run_cli(args):
         with open(args.json, "w") as f:
             json.dump({"ranks": ranks.tolist(), "max_rank": max_rank(ranks).tolist(),
                        "lazy_layers": lazy_layers(ranks), "tau": args.tau, "seq_len": args.seq_len}, f, indent=2)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Validation: every check of the public functions above, each called once where its inputs are known. The
+# messages are part of the interface (tests match them): say what is wrong and what to do.
+
+COMPAT_KEYS = ("arch", "vocab_size", "n_embd", "n_head", "n_kv_head", "intermediate_size", "bias", "tie_embeddings")
+
+
+def check_compatible(ref_args, target_args, n_layer=None):
+    """Raise ValueError naming every setting in target_args that disagrees with the reference's model_args
+    (arch, vocab_size, n_embd, n_head, n_kv_head, intermediate_size, bias, tie_embeddings): an inherited model
+    has the reference's shapes, so such a setting cannot be honoured. Settings that are absent or None in
+    target_args ("take the default") are not compared. With n_layer (the number of layers to inherit) it must
+    fit the reference, and target_args' n_layer, when given, must equal it."""
+    problems = []
+    for key in COMPAT_KEYS:
+        want = target_args.get(key)
+        have = ref_args.get(key)
+        if want is None or have is None:
+            continue
+        if want != have:
+            problems.append(f"{key}: reference {have!r}, yours {want!r}")
+    L = ref_args.get("n_layer")
+    if n_layer is not None:
+        if L is not None and not 1 <= n_layer <= L:
+            problems.append(f"n_layer: cannot inherit {n_layer} layers from a reference of {L}")
+        if target_args.get("n_layer") not in (None, n_layer):
+            problems.append(f"n_layer: inheriting {n_layer} layers but yours is {target_args['n_layer']!r}")
+    if problems:
+        raise ValueError("the model settings disagree with the reference checkpoint (an inherited model keeps the "
+                         "reference's shapes; drop these settings or make them match): " + "; ".join(problems))
+
+
+def _check_parts(parts, arch):
+    if isinstance(parts, str):
+        pass
+    elif not (isinstance(parts, (list, tuple, set, frozenset)) and all(isinstance(p, str) for p in parts)):
+        raise TypeError(f"parts={parts!r}: expected a string or a list of strings (part names or presets)")
+    names = _part_names(parts)
+    if not names:
+        raise ValueError(f"parts={parts!r} names nothing; valid parts: {', '.join(BLOCK_PARTS)}, "
+                         f"{', '.join(MODEL_PARTS)}; presets: {', '.join(PRESETS)}")
+    for name in names:
+        if name not in PRESETS and name not in BLOCK_PARTS and name not in MODEL_PARTS:
+            raise ValueError(f"unknown part {name!r}; valid parts: per block {', '.join(BLOCK_PARTS)}; model-level "
+                             f"{', '.join(MODEL_PARTS)}; presets: {', '.join(PRESETS)}")
+        if name == "wpe" and arch != "gpt2":
+            raise ValueError(f"part 'wpe' (learned position embeddings) exists only for arch='gpt2'; this "
+                             f"{arch} model uses RoPE, which has no weights to inherit")
+
+
+def _check_layers(n_layer, layers, ref_n_layer):
+    """Either n_layer alone (the first n_layer blocks) or an explicit list of distinct blocks of the reference."""
+    if layers is None:
+        if isinstance(n_layer, bool) or not isinstance(n_layer, (int, np.integer)):
+            raise TypeError(f"n_layer={n_layer!r}: expected an integer number of layers to inherit")
+        if not 1 <= n_layer <= ref_n_layer:
+            raise ValueError(f"n_layer={n_layer}: can inherit between 1 and {ref_n_layer} layers (the reference has "
+                             f"{ref_n_layer})")
+        return
+    layers = list(layers)
+    if any(isinstance(i, bool) or not isinstance(i, (int, np.integer)) for i in layers):
+        raise TypeError(f"layers={layers!r}: expected integer block indices")
+    layers = [int(i) for i in layers]
+    if not layers:
+        raise ValueError("layers=[]: inherit at least one layer")
+    if n_layer not in (None, 0) and n_layer != len(layers):
+        raise ValueError(f"n_layer={n_layer} but layers={layers} lists {len(layers)} blocks; give one or make "
+                         f"them agree")
+    bad = [i for i in layers if not 0 <= i < ref_n_layer]
+    if bad:
+        raise ValueError(f"layers {bad} out of range: the reference has blocks 0..{ref_n_layer - 1}")
+    dupes = sorted({i for i in layers if layers.count(i) > 1})
+    if dupes:
+        raise ValueError(f"layers={layers} repeats blocks {dupes}; inheritance takes each block at most once "
+                         f"(repeating blocks is depth growth: grow.py, e.g. grow_layer_map)")
+
+
+def _check_keys_have_parts(keys):
+    for key in keys:
+        if key.startswith("blocks."):
+            if _block_part(key.split(".", 2)[2]) is None:
+                raise RuntimeError(f"inherit.copy_plan: block key {key!r} belongs to no part; update BLOCK_PARTS")
+        elif _model_part(key) is None:
+            raise RuntimeError(f"inherit.copy_plan: model key {key!r} belongs to no part; update MODEL_PARTS")
+
+
+def _check_reference(ref, fresh_init):
+    if not isinstance(ref, GPT):
+        raise TypeError(f"inherit: the reference must be a model.GPT (or a checkpoint path), got {type(ref).__name__}")
+    if grow.ramps_active(ref):
+        raise ValueError("inherit: the reference is still blending in blocks from a G_random growth; finish the "
+                         "ramp first (grow.set_ramp(ref, 1), or train past grow_ramp_steps)")
+    if fresh_init not in FRESH_INITS:
+        raise ValueError(f"inherit: fresh_init={fresh_init!r} is unknown; use 'model' (GPT(config)'s init, the "
+                         f"official GPT-2 code's) or 'torch' (PyTorch's defaults, the official OpenLLaMA code's)")
+
+
+def _check_same_shapes(plan, new_state, ref_state):
+    for dst, src in plan.items():
+        if new_state[dst].shape != ref_state[src].shape:  # cannot happen for a consistent GPT; guard anyway
+            raise RuntimeError(f"inherit: {dst} has shape {tuple(new_state[dst].shape)} but the reference's "
+                               f"{src} has {tuple(ref_state[src].shape)}")
+
+
+def _check_has_evals(evals, run_dir):
+    if not evals:
+        raise ValueError(f"{run_dir}/metrics.jsonl has no evaluation line (val_loss_mean); did the run evaluate?")
+
+
+def _check_search_args(ref_dir, train_args):
+    if not os.path.isfile(os.path.join(ref_dir, "config.json")):
+        raise FileNotFoundError(f"{ref_dir}/config.json not found: --ref must be the out_dir of the train.py run of "
+                                f"the reference")
+    for a in train_args:
+        key, sep, _ = a.removeprefix("--").partition("=")
+        if not a.startswith("--") or not sep:
+            raise ValueError(f"train argument {a!r}: expected --key=value")
+        if key in SEARCH_SET:
+            raise ValueError(f"train argument {a!r}: {key} is set by the search itself for each round")
+
+
+def _check_search_plan(L, start, step, steps):
+    if L < 2:
+        raise ValueError(f"the reference has {L} layer; there is no smaller model to search for")
+    if not 1 <= start < L:
+        raise ValueError(f"start={start}: must be between 1 and L-1={L - 1} (the reference has {L} layers)")
+    if step < 1 or steps < 1:
+        raise ValueError(f"step={step}, steps={steps}: both must be positive")
+
+
+def _check_round_dir(run_dir, resume):
+    """A round folder holds this search's run only: a non-empty one is reused only on resume, and never when it was
+    inherited from an older version of the reference (the reference trained on since)."""
+    if os.path.isdir(run_dir) and os.listdir(run_dir) and not resume:
+        raise FileExistsError(f"{run_dir} is not empty (an earlier search?); pass resume=True (--resume) to reuse "
+                              f"finished rounds, or choose another out_dir")
+    why = stale_source(run_dir)
+    if why:
+        raise FileExistsError(f"{run_dir} was inherited from another version of the reference: {why}. Delete "
+                              f"it to rerun the round")
+
+
+def _check_tau(tau):
+    if not 0.0 < tau <= 1.0:
+        raise ValueError(f"tau={tau}: must be in (0, 1]")
+
+
+def _check_vocab(tokens, vocab_size, dataset_dir):
+    if vocab_size is not None and tokens.max() >= vocab_size:
+        raise ValueError(f"{dataset_dir} holds token id {tokens.max()} >= the model's vocab_size {vocab_size}: the "
+                         f"data was made with another tokenizer")
+
+
+def _check_rank_args(checkpoint, dataset, seq_len, block_size):
+    if not dataset:
+        raise ValueError(f"{checkpoint} does not say which dataset it was trained on; pass --dataset")
+    if seq_len > block_size:
+        raise ValueError(f"--seq_len={seq_len} is longer than the model's context {block_size}")
 
 
 if __name__ == "__main__":

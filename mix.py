@@ -15,11 +15,18 @@ Two ways to pick the proportions r_i (sum_i r_i = 1) of the domains of a dataset
 
 resolve_mixture(spec, dataset_dir) is what train.py calls to turn its `mixture` setting into proportions.
 
-  python mix.py data/<dataset>                            # entropies per domain and the mixtures they give
-  python mix.py --fit out/run1 out/run2 ... [--steps S]   # fit BiMix on runs, print the optimal mixture at S
+  python mix.py data/<dataset>                                      # entropies per domain and their mixtures
+  python mix.py --fit out/run1 out/run2 ... [--steps S] [--objective loss|log]   # fit BiMix, optimal mixture at S
 
-Everything is numpy; no scipy (the paper fits with SciPy's trust-region least squares, we use our own
-Levenberg-Marquardt, which solves the same problem).
+The fit. The paper fits the law by least squares on the losses themselves, sum_j (L_model(r_j, s_j) - L_j)^2, with
+SciPy's trust-region-reflective solver (docs/papers.md sec. 3). fit_bimix minimises that same objective by default
+(objective="loss") with a small Levenberg-Marquardt written here in numpy, so SciPy is not needed; when SciPy is
+installed, tests/test_mix.py checks that both reach the same minimum. objective="log" minimises
+sum_j (log L_model - log L_j)^2 instead: squared relative errors, a DIFFERENT problem whose optimum differs from
+the paper's on noisy data (it weighs the low, late losses as much as the high, early ones).
+
+Everything is numpy. Each public function reads top to bottom as the method; its input checks are one guard call
+at its top, and the checks themselves (with their error messages) are at the end of this file.
 """
 
 import argparse
@@ -39,7 +46,7 @@ CACHE_VERSION = 1
 VNE_SETTINGS = {"n_samples": 512, "seq_len": 512, "dim": 4096, "seed": 0}
 
 # -------------------------------------------------------------------------------------------------------------
-# Entropies of a token stream (training-free mixtures)
+# Entropies of a token stream (training-free mixtures, docs/papers.md sec. 3 "Mixtures without training")
 
 
 def _entropy(counts):
@@ -64,7 +71,7 @@ def _merge_counts(keys, counts, new_keys, new_counts):
 
 def domain_entropies(tokens, vocab_size, chunk=1 << 24):
     """
-    SE, JE and CE of one domain's token stream (BiMix's training-free entropies, Ge et al. 2024), in nats.
+    SE, JE and CE of one domain's token stream (BiMix's training-free entropies, docs/papers.md sec. 3), in nats.
 
     tokens: 1-D array of token ids, typically an np.memmap of 100M+ tokens; read `chunk` tokens at a time so
     memory stays O(chunk + distinct bigrams), never O(len(tokens)) or O(V^2).
@@ -78,18 +85,13 @@ def domain_entropies(tokens, vocab_size, chunk=1 << 24):
     Returns {"tokens": n, "SE", "JE", "CE"}.
     """
     n, V = len(tokens), int(vocab_size)
-    if n < 2:
-        raise ValueError(f"domain_entropies: need at least 2 tokens for pair statistics, got {n}")
-    if chunk < 1:
-        raise ValueError(f"domain_entropies: chunk must be >= 1, got {chunk}")
-    unigram = np.zeros(V, dtype=np.int64)                                   # (V,)
-    keys, counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)  # (distinct bigrams,)
+    _check_entropy_args(n, chunk)
+    unigram = np.zeros(V, dtype=np.int64)                                   # c(x), (V,)
+    keys, counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)  # c(a, b), (distinct bigrams,)
     for start in range(0, n, chunk):
         x = np.asarray(tokens[max(start - 1, 0): start + chunk], dtype=np.int64)  # (<= chunk+1,)
         own = x if start == 0 else x[1:]  # x[0] of a later chunk was counted as a unigram by the previous chunk
-        if own.min() < 0 or own.max() >= V:
-            raise ValueError(f"domain_entropies: token id {int(own.max()) if own.max() >= V else int(own.min())} "
-                             f"outside [0, vocab_size={V})")
+        _check_token_ids(own, V)  # streamed: a chunk's ids are known only once it is read
         unigram += np.bincount(own, minlength=V)
         if len(x) >= 2:
             k, c = np.unique(x[:-1] * V + x[1:], return_counts=True)
@@ -104,7 +106,7 @@ def domain_entropies(tokens, vocab_size, chunk=1 << 24):
 
 def domain_vne(tokens, n_samples=512, seq_len=512, dim=4096, seed=0):
     """
-    VNE: von Neumann entropy of a sample kernel, BiMix's fourth entropy (Ge et al. 2024; a Vendi-score-style
+    VNE: von Neumann entropy of a sample kernel, BiMix's fourth entropy (docs/papers.md sec. 3; a Vendi-score-style
     eigen-entropy). The paper embeds samples with a model; we use a simple, model-free embedding instead:
 
       - draw n_samples windows of seq_len tokens at seeded random starts (with replacement, so a small domain
@@ -124,11 +126,8 @@ def domain_vne(tokens, n_samples=512, seq_len=512, dim=4096, seed=0):
     Deterministic given `seed`.
     """
     n = len(tokens)
-    if n < seq_len:
-        raise ValueError(f"domain_vne: domain has {n} tokens, fewer than seq_len={seq_len}")
-    if dim & (dim - 1) or dim < 2:
-        raise ValueError(f"domain_vne: dim must be a power of 2, got {dim}")
-    shift = 32 - (dim.bit_length() - 1)
+    _check_vne_args(n, seq_len, dim)
+    shift = 32 - (dim.bit_length() - 1)  # keep the top log2(dim) bits of the 32-bit hash
     starts = np.random.default_rng(seed).integers(0, n - seq_len + 1, size=n_samples)
     X = np.zeros((n_samples, dim))                                              # (n_samples, dim)
     for i, st in enumerate(starts):
@@ -144,12 +143,9 @@ def domain_vne(tokens, n_samples=512, seq_len=512, dim=4096, seed=0):
 
 
 def entropy_mixture(entropies):
-    """BiMix entropy mixture (Ge et al. 2024): r_i = exp(H_i) / sum_j exp(H_j), i.e. softmax over domains."""
-    if not entropies:
-        raise ValueError("entropy_mixture: no domains")
-    h = np.array([float(v) for v in entropies.values()])
-    if not np.all(np.isfinite(h)):
-        raise ValueError(f"entropy_mixture: non-finite entropy in {entropies}")
+    """BiMix entropy mixture (docs/papers.md sec. 3): r_i = exp(H_i) / sum_j exp(H_j), i.e. softmax over domains."""
+    _check_entropy_values(entropies)
+    h = np.array([float(v) for v in entropies.values()])                       # (n_domains,)
     e = np.exp(h - h.max())  # shift by the max: same softmax, no overflow
     return {d: float(x) for d, x in zip(entropies, e / e.sum())}
 
@@ -160,13 +156,10 @@ def entropy_mixture(entropies):
 
 def _load_meta(dataset_dir):
     path = os.path.join(dataset_dir, "meta.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: a dataset folder holds meta.json and <domain>/train.bin "
-                                f"(see docs/contracts.md); run data/prepare.py first")
+    _check_meta_exists(path)
     with open(path) as f:
         meta = json.load(f)
-    if not meta.get("domains"):
-        raise ValueError(f"{path} lists no domains")
+    _check_meta(path, meta)
     return meta
 
 
@@ -187,15 +180,7 @@ def dataset_entropies(dataset_dir, cache=True):
     meta = _load_meta(dataset_dir)
     dtype, V = np.dtype(meta.get("dtype", "uint16")), int(meta["vocab_size"])
     cache_path = os.path.join(dataset_dir, "entropy.json")
-    cached = {}
-    if cache and os.path.isfile(cache_path):
-        try:
-            with open(cache_path) as f:
-                blob = json.load(f)
-            if blob.get("version") == CACHE_VERSION and blob.get("vne_settings") == VNE_SETTINGS:
-                cached = blob.get("domains", {})
-        except (OSError, ValueError):
-            cached = {}  # unreadable cache: recompute
+    cached = _read_entropy_cache(cache_path) if cache else {}
     out, dirty = {}, False
     for d in meta["domains"]:
         size = os.path.getsize(os.path.join(dataset_dir, d, "train.bin"))
@@ -212,16 +197,33 @@ def dataset_entropies(dataset_dir, cache=True):
         out[d], dirty = ent, True
         cached[d] = dict(ent, train_bin_bytes=size)
     if cache and dirty:
-        blob = {"version": CACHE_VERSION, "vne_settings": VNE_SETTINGS,
-                "domains": {d: cached[d] for d in meta["domains"]}}
-        tmp = f"{cache_path}.tmp.{os.getpid()}"
-        try:
-            with open(tmp, "w") as f:
-                json.dump(blob, f, indent=1)
-            os.replace(tmp, cache_path)  # atomic: a crash never leaves half a cache
-        except OSError as e:
-            warnings.warn(f"could not write {cache_path} ({e}); entropies will be recomputed next time")
+        _write_entropy_cache(cache_path, {d: cached[d] for d in meta["domains"]})
     return out
+
+
+def _read_entropy_cache(cache_path):
+    """{domain: cached entry} from entropy.json, or {} when it is missing, unreadable or of other settings."""
+    if not os.path.isfile(cache_path):
+        return {}
+    try:
+        with open(cache_path) as f:
+            blob = json.load(f)
+    except (OSError, ValueError):
+        return {}  # unreadable cache: recompute
+    if blob.get("version") == CACHE_VERSION and blob.get("vne_settings") == VNE_SETTINGS:
+        return blob.get("domains", {})
+    return {}
+
+
+def _write_entropy_cache(cache_path, domains):
+    blob = {"version": CACHE_VERSION, "vne_settings": VNE_SETTINGS, "domains": domains}
+    tmp = f"{cache_path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(blob, f, indent=1)
+        os.replace(tmp, cache_path)  # atomic: a crash never leaves half a cache
+    except OSError as e:
+        warnings.warn(f"could not write {cache_path} ({e}); entropies will be recomputed next time")
 
 
 def _parse_mixture_string(spec):
@@ -242,7 +244,7 @@ def resolve_mixture(spec, dataset_dir):
 
       None or "natural"      proportional to train tokens (what concatenating the domains would give)
       "uniform"              1/n per domain
-      "se" | "je" | "ce" | "vne"  BiMix entropy mixture softmax(H) over the train split (Ge et al. 2024),
+      "se" | "je" | "ce" | "vne"  BiMix entropy mixture softmax(H) over the train split (docs/papers.md sec. 3),
                              entropies cached in <dataset_dir>/entropy.json
       {domain: r}            explicit; missing domains get 0; a string holding such a dict is parsed too
 
@@ -255,57 +257,21 @@ def resolve_mixture(spec, dataset_dir):
     meta = _load_meta(dataset_dir)
     domains = list(meta["domains"])
     train_tokens = {d: int(meta["domains"][d].get("train_tokens", 0)) for d in domains}
-    empty = [d for d in domains if train_tokens[d] == 0]
     if isinstance(spec, str) and spec.strip().startswith("{"):
         spec = _parse_mixture_string(spec)
-
-    if spec is None or isinstance(spec, str):
-        name = "natural" if spec is None else spec.strip().lower()
-        if name not in MIXTURE_SPECS:
-            raise ValueError(f"mixture={spec!r} is unknown; use one of {', '.join(MIXTURE_SPECS)} "
-                             f"or a dict {{domain: proportion}} over {domains}")
-        if name != "natural" and empty:
-            raise ValueError(f"mixture={name!r}: domain(s) {empty} have 0 train tokens and cannot be sampled; "
-                             f"give an explicit dict with 0 for them")
-        if name == "natural":
-            if sum(train_tokens.values()) == 0:
-                raise ValueError(f"mixture='natural': all domains of {dataset_dir} have 0 train tokens")
-            weights = {d: float(train_tokens[d]) for d in domains}
-        elif name == "uniform":
-            weights = {d: 1.0 for d in domains}
-        else:
-            ents = dataset_entropies(dataset_dir)
-            key = name.upper()
-            missing = [d for d in domains if ents[d][key] is None]
-            if missing:
-                raise ValueError(f"mixture={name!r}: {key} undefined for {missing} (too few train tokens; VNE "
-                                 f"needs {VNE_SETTINGS['seq_len']})")
-            weights = entropy_mixture({d: ents[d][key] for d in domains})
-        return _normalise(weights)  # built-ins sum to 1 up to rounding: no warning needed
-
-    if not isinstance(spec, dict):
-        raise TypeError(f"mixture must be None, a name ({', '.join(MIXTURE_SPECS)}) or a dict, "
-                        f"got {type(spec).__name__}")
-    unknown = [d for d in spec if d not in train_tokens]
-    if unknown:
-        raise ValueError(f"mixture: unknown domain(s) {unknown}; valid domains are {domains}")
-    weights = {}
-    for d in domains:
-        v = spec.get(d, 0.0)
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise ValueError(f"mixture[{d!r}]={v!r}: proportions must be numbers")
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"mixture[{d!r}]={v}: proportions must be finite and >= 0")
-        if v > 0 and train_tokens[d] == 0:
-            raise ValueError(f"mixture[{d!r}]={v}: domain {d!r} has 0 train tokens and cannot be sampled")
-        weights[d] = float(v)
-    total = sum(weights.values())
-    if total <= 0:
-        raise ValueError(f"mixture: all proportions are zero ({spec}); at least one domain needs r > 0")
-    if abs(total - 1.0) > SUM_TOLERANCE:
-        warnings.warn(f"mixture proportions sum to {total:.6g}, not 1; normalising them "
-                      f"(they are treated as relative weights)")
-    return _normalise(weights)
+    _check_mixture_spec(spec, domains, train_tokens, dataset_dir)
+    if isinstance(spec, dict):  # explicit weights; missing domains get 0
+        return _normalise({d: float(spec.get(d, 0.0)) for d in domains})
+    name = "natural" if spec is None else spec.strip().lower()
+    if name == "natural":
+        weights = {d: float(train_tokens[d]) for d in domains}
+    elif name == "uniform":
+        weights = {d: 1.0 for d in domains}
+    else:  # an entropy mixture, softmax over the domains' H (docs/papers.md sec. 3)
+        ents = dataset_entropies(dataset_dir)
+        _check_entropies_defined(name, ents, domains)
+        weights = entropy_mixture({d: ents[d][name.upper()] for d in domains})
+    return _normalise(weights)  # built-ins sum to 1 up to rounding: no warning needed
 
 
 def _normalise(weights):
@@ -314,18 +280,20 @@ def _normalise(weights):
 
 
 # -------------------------------------------------------------------------------------------------------------
-# The BiMix law and its fit
+# The BiMix law and its fit (docs/papers.md sec. 3 "The law")
 #
 # L_i(r, s) = A_i / r^alpha_i * (B_i / s^beta_i + C_i). A, B, C are only defined up to (kA, B/k, C/k), so the fit
 # uses the 4 identifiable numbers theta = (alpha, beta, a = log(A B), c = log(A C)), positive A B and A C by
 # construction:  log L = -alpha log r + logaddexp(a - beta log s, c). Reported coefficients take the gauge C = 1,
-# so A is the loss at r = 1, s -> inf and B / s^beta the relative excess over it.
+# so A is the loss at r = 1, s -> inf and B / s^beta the relative excess over it. The parametrisation changes how
+# the minimum is searched for, not which function is minimised: that is the `objective` below.
 
 COEFFICIENTS = ("A", "B", "C", "alpha", "beta")
+FIT_OBJECTIVES = ("loss", "log")  # least squares on L (the paper's; the default) | on log L (relative errors)
 
 
 def bimix_loss(params, r, s):
-    """BiMix law (Ge et al. 2024) for one domain: A / r^alpha * (B / s^beta + C); r, s scalars or arrays."""
+    """BiMix law (docs/papers.md sec. 3) for one domain: A / r^alpha * (B / s^beta + C); r, s scalars or arrays."""
     r, s = np.asarray(r, dtype=np.float64), np.asarray(s, dtype=np.float64)
     loss = params["A"] / r ** params["alpha"] * (params["B"] / s ** params["beta"] + params["C"])
     return float(loss) if loss.ndim == 0 else loss
@@ -341,29 +309,42 @@ def _log_law(theta, log_r, log_s):
     return -alpha * log_r + z, jac
 
 
-def _levenberg_marquardt(theta, log_r, log_s, log_L, max_iter=500):
+def _residuals(theta, log_r, log_s, L, objective):
     """
-    Minimise sum (log L_model - log L)^2 over theta by damped Gauss-Newton (Levenberg-Marquardt with
-    Marquardt's diagonal scaling). Residuals in log space are relative errors, the paper's fit-quality measure.
+    The residuals (n,) that the fit squares and sums, and their Jacobian (n, 4) in theta:
+      "loss"  L_model - L            the paper's least squares on the loss (docs/papers.md sec. 3)
+      "log"   log L_model - log L    relative errors: every point weighs the same whatever its loss
+    """
+    log_f, jac = _log_law(theta, log_r, log_s)
+    if objective == "log":
+        return log_f - np.log(L), jac
+    with np.errstate(over="ignore", invalid="ignore"):  # a wild trial step may overflow: its cost is inf, rejected
+        f = np.exp(log_f)                                           # L_model, (n,)
+        return f - L, f[:, None] * jac  # d L_model / d theta = L_model * d log L_model / d theta
+
+
+def _levenberg_marquardt(theta, residuals, max_iter=500):
+    """
+    Minimise sum residuals(theta)^2 by damped Gauss-Newton (Levenberg-Marquardt with Marquardt's diagonal
+    scaling); residuals(theta) -> (res (n,), jac (n, 4)). Returns (theta, cost). A local method: the caller
+    starts it from several points (_initial_thetas) and keeps the best.
     """
     theta = np.asarray(theta, dtype=np.float64)
-    f, J = _log_law(theta, log_r, log_s)
-    res = f - log_L
+    res, J = residuals(theta)
     cost, lam = float(res @ res), 1e-3
     for _ in range(max_iter):
         if cost < 1e-28:  # exact fit (noise-free data)
             break
-        g, H = J.T @ res, J.T @ J
+        g, H = J.T @ res, J.T @ J                                              # (4,), (4, 4)
         D = np.diag(np.maximum(np.diag(H), 1e-12 * max(np.diag(H).max(), 1e-12)))
         accepted = False
-        while lam < 1e16:
+        while lam < 1e16:  # raise the damping until a step lowers the cost
             try:
                 step = np.linalg.solve(H + lam * D, -g)
             except np.linalg.LinAlgError:
                 lam *= 10.0
                 continue
-            f_new, J_new = _log_law(theta + step, log_r, log_s)
-            res_new = f_new - log_L
+            res_new, J_new = residuals(theta + step)
             cost_new = float(res_new @ res_new)
             if np.isfinite(cost_new) and cost_new < cost:
                 theta, J, res, cost = theta + step, J_new, res_new, cost_new
@@ -376,12 +357,12 @@ def _levenberg_marquardt(theta, log_r, log_s, log_L, max_iter=500):
     return theta, cost
 
 
-def _initial_thetas(r, s, L, n_starts):
+def _initial_thetas(r, s, L, n_starts, residuals):
     """
     Starting points for the fit. alpha: within one step s, log L = -alpha log r + const(s) (the law separates r
     and s), so alpha is minus the slope of log L on log r after removing per-step means (fixed effects). Then,
     on a grid of beta, L r^alpha = P s^-beta + Q is linear in (P, Q) = (A B, A C): solve it, keep the n_starts
-    grid points with the smallest log-residual.
+    grid points with the smallest cost under the fit's own objective (`residuals`).
     """
     log_r, log_s, log_L = np.log(r), np.log(s), np.log(L)
     _, group = np.unique(s, return_inverse=True)
@@ -406,7 +387,7 @@ def _initial_thetas(r, s, L, n_starts):
             Q = eps
             P = max(xs @ (z - Q) / (xs @ xs), eps)
         theta = np.array([alpha, beta, np.log(P), np.log(Q)])
-        res = _log_law(theta, log_r, log_s)[0] - log_L
+        res = residuals(theta)[0]
         starts.append((float(res @ res), theta))
     starts.sort(key=lambda t: t[0])
     return [t for _, t in starts[:n_starts]]
@@ -414,69 +395,63 @@ def _initial_thetas(r, s, L, n_starts):
 
 def _group_observations(observations):
     """list of (domain, r, s, loss) or {domain: (r, s, loss) | {"r", "s", "loss"}} -> {domain: (r, s, L)}."""
-    grouped = {}
     if isinstance(observations, dict):
+        grouped = {}
         for d, v in observations.items():
             if isinstance(v, dict):
                 v = (v["r"], v["s"], v["loss"])
             r, s, L = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in v)
-            if not (r.shape == s.shape == L.shape and r.ndim == 1):
-                raise ValueError(f"fit_bimix: domain {d!r}: r, s, loss must be 1-D arrays of one length, "
-                                 f"got shapes {r.shape}, {s.shape}, {L.shape}")
+            _check_domain_arrays(d, r, s, L)
             grouped[d] = (r, s, L)
         return grouped
     rows = {}
     for i, ob in enumerate(observations):
-        if len(ob) != 4:
-            raise ValueError(f"fit_bimix: observation {i} is {ob!r}, expected (domain, r, s, loss)")
+        _check_observation_row(i, ob)
         d, r, s, L = ob
         rows.setdefault(d, []).append((float(r), float(s), float(L)))
     return {d: tuple(np.array(col) for col in zip(*v)) for d, v in rows.items()}
 
 
-def _check_observations(domain, r, s, L):
-    for name, v in (("r", r), ("s", s), ("loss", L)):
-        bad = ~np.isfinite(v) | (v <= 0)
-        if bad.any():
-            raise ValueError(f"fit_bimix: domain {domain!r}: {name} must be finite and > 0, got {v[bad][0]} "
-                             f"(the law has r^-alpha and s^-beta; drop points of domains a run left out)")
-    if len(L) < 5 or len(np.unique(r)) < 2 or len(np.unique(s)) < 2:
-        raise ValueError(f"fit_bimix: domain {domain!r}: too few observations ({len(L)} points, "
-                         f"{len(np.unique(r))} distinct r, {len(np.unique(s))} distinct s); BiMix needs >= 5 "
-                         f"points with >= 2 distinct proportions r and >= 2 distinct steps s")
-    if len(np.unique(s)) < 3:
-        warnings.warn(f"fit_bimix: domain {domain!r} has only 2 distinct steps s: beta and C are not "
-                      f"separately identifiable; evaluate at more steps")
-
-
-def fit_bimix(observations, n_starts=4):
+def fit_bimix(observations, n_starts=4, objective="loss"):
     """
-    Fit the BiMix law L_i(r, s) = A_i / r^alpha_i * (B_i / s^beta_i + C_i) per domain (Ge et al. 2024; the paper
-    uses SciPy's trust-region least squares, here Levenberg-Marquardt in numpy on log L, from n_starts
-    initialisations, see _initial_thetas). observations: list of (domain, r, s, loss), or
-    {domain: (r, s, loss) arrays}. Needs per domain >= 5 points, >= 2 distinct r, >= 2 distinct s, all > 0.
+    Fit the BiMix law L_i(r, s) = A_i / r^alpha_i * (B_i / s^beta_i + C_i) per domain (docs/papers.md sec. 3).
 
-    Returns {domain: {"A", "B", "C", "alpha", "beta", "n", "mre", "r2_log"}} with the gauge C = 1 (A, B, C
-    are only defined up to (kA, B/k, C/k)), mre the mean relative error |L_fit - L| / L over the domain's
-    points and r2_log the R^2 of log L (the paper's two fit-quality numbers).
+    objective: "loss" (default) minimises sum (L_model - L)^2 over the domain's points, the paper's least squares
+    on the losses; "log" minimises sum (log L_model - log L)^2 (squared relative errors), a different problem.
+    Either is solved here by Levenberg-Marquardt from n_starts initialisations (_initial_thetas); the paper used
+    SciPy's trust-region-reflective solver on the "loss" objective, which reaches the same minimum.
+    observations: list of (domain, r, s, loss), or {domain: (r, s, loss) arrays}. Needs per domain >= 5 points,
+    >= 2 distinct r, >= 2 distinct s, all > 0.
+
+    Returns {domain: {"A", "B", "C", "alpha", "beta", "objective", "n", "mre", "r2_log"}} with the gauge C = 1
+    (A, B, C are only defined up to (kA, B/k, C/k)), mre the mean relative error |L_fit - L| / L over the
+    domain's points and r2_log the R^2 of log L (the paper's two fit-quality numbers, docs/papers.md sec. 3).
     """
     grouped = _group_observations(observations)
-    if not grouped:
-        raise ValueError("fit_bimix: no observations")
-    params = {}
-    for d, (r, s, L) in grouped.items():
-        _check_observations(d, r, s, L)
-        log_r, log_s, log_L = np.log(r), np.log(s), np.log(L)
-        fits = [_levenberg_marquardt(t, log_r, log_s, log_L) for t in _initial_thetas(r, s, L, n_starts)]
-        theta, _ = min(fits, key=lambda t: t[1])
-        alpha, beta, a, c = (float(x) for x in theta)
-        coef = {"A": math.exp(c), "B": math.exp(a - c), "C": 1.0, "alpha": alpha, "beta": beta}
-        pred = bimix_loss(coef, r, s)
-        ss_tot = float(((log_L - log_L.mean()) ** 2).sum())
-        ss_res = float(((np.log(pred) - log_L) ** 2).sum())
-        params[d] = dict(coef, n=int(len(L)), mre=float(np.mean(np.abs(pred - L) / L)),
-                         r2_log=1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"))
-    return params
+    _check_fit_args(grouped, objective)
+    return {d: _fit_domain(r, s, L, n_starts, objective) for d, (r, s, L) in grouped.items()}
+
+
+def _fit_domain(r, s, L, n_starts, objective):
+    """The law's coefficients (gauge C = 1) and fit quality for one domain's points r, s, L (each (n,))."""
+    log_r, log_s = np.log(r), np.log(s)
+    def residuals(theta):
+        return _residuals(theta, log_r, log_s, L, objective)
+    fits = [_levenberg_marquardt(t, residuals) for t in _initial_thetas(r, s, L, n_starts, residuals)]
+    theta, _ = min(fits, key=lambda t: t[1])  # the best local minimum over the starts
+    alpha, beta, a, c = (float(x) for x in theta)
+    coef = {"A": math.exp(c), "B": math.exp(a - c), "C": 1.0, "alpha": alpha, "beta": beta}
+    return dict(coef, objective=objective, **_fit_quality(coef, r, s, L))
+
+
+def _fit_quality(coef, r, s, L):
+    """The paper's two fit-quality numbers (docs/papers.md sec. 3 "Fit quality"): mean relative error and R^2 of
+    log L, over one domain's points."""
+    pred, log_L = bimix_loss(coef, r, s), np.log(L)                             # (n,), (n,)
+    ss_tot = float(((log_L - log_L.mean()) ** 2).sum())
+    ss_res = float(((np.log(pred) - log_L) ** 2).sum())
+    return {"n": int(len(L)), "mre": float(np.mean(np.abs(pred - L) / L)),
+            "r2_log": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")}
 
 
 def _log_K(params, domains, s):
@@ -488,24 +463,17 @@ def _log_K(params, domains, s):
 
 def optimal_mixture(params, s):
     """
-    BiMix optimal mixture at step budget s (Ge et al. 2024): minimise mean_i K_i r_i^-alpha_i subject to
-    sum r_i = 1, r_i > 0. Convex for alpha_i > 0, so the stationary point is the minimum:
-    r_i(lambda) = (alpha_i K_i / lambda)^(1/(alpha_i+1)), with lambda the root of sum_i r_i(lambda) = 1, found
-    by bisection on log lambda. sum r_i is decreasing in lambda, and the bracket is exact:
+    BiMix optimal mixture at step budget s (docs/papers.md sec. 3 "Optimal mixture"): minimise
+    mean_i K_i r_i^-alpha_i subject to sum r_i = 1, r_i > 0. Convex for alpha_i > 0, so the stationary point is the
+    minimum: r_i(lambda) = (alpha_i K_i / lambda)^(1/(alpha_i+1)), with lambda the root of sum_i r_i(lambda) = 1,
+    found by bisection on log lambda. sum r_i is decreasing in lambda, and the bracket is exact:
     at log lambda = max_i log(alpha_i K_i) one r_i is 1 (sum >= 1); at max_i [log(alpha_i K_i) +
     (alpha_i+1) log n] every r_i <= 1/n (sum <= 1). Returns {domain: r}.
     """
+    _check_optimum_args(params, s)
     domains = list(params)
-    if not domains:
-        raise ValueError("optimal_mixture: no domains")
-    if s <= 0:
-        raise ValueError(f"optimal_mixture: s must be > 0, got {s}")
-    alpha = np.array([float(params[d]["alpha"]) for d in domains])
-    bad = [d for d, a in zip(domains, alpha) if not a > 0]
-    if bad:
-        raise ValueError(f"optimal_mixture: alpha <= 0 for {bad}: their loss does not fall with more data, "
-                         f"the law has no interior optimum (refit with more varied proportions)")
-    log_aK = np.log(alpha) + _log_K(params, domains, s)              # log(alpha_i K_i), (n,)
+    alpha = np.array([float(params[d]["alpha"]) for d in domains])              # (n,)
+    log_aK = np.log(alpha) + _log_K(params, domains, s)                         # log(alpha_i K_i), (n,)
     def log_r(log_lam):
         return (log_aK - log_lam) / (alpha + 1.0)
     lo, hi = log_aK.max(), (log_aK + (alpha + 1.0) * math.log(len(domains))).max()
@@ -525,15 +493,11 @@ def optimal_mixture(params, s):
 def predict_losses(params, mixture, s):
     """BiMix predicted validation loss per domain at step s for a mixture {domain: r} (missing domains: r = 0,
     whose predicted loss is inf). Returns {domain: loss}; the objective of optimal_mixture is their mean."""
-    unknown = [d for d in mixture if d not in params]
-    if unknown:
-        raise ValueError(f"predict_losses: unknown domain(s) {unknown}; fitted domains are {list(params)}")
+    _check_prediction_args(params, mixture)
     out = {}
     for d in params:
         r = float(mixture.get(d, 0.0))
-        if r < 0:
-            raise ValueError(f"predict_losses: mixture[{d!r}]={r} is negative")
-        out[d] = float("inf") if r == 0 else bimix_loss(params[d], r, s)
+        out[d] = float("inf") if r == 0 else bimix_loss(params[d], r, s)  # r^-alpha -> inf as r -> 0
     return out
 
 
@@ -543,12 +507,10 @@ def predict_losses(params, mixture, s):
 
 def _run_mixture(run_dir):
     path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a train.py out_dir?")
+    _check_run_config_exists(path, run_dir)
     with open(path) as f:
         mixture = json.load(f).get("mixture")
-    if not isinstance(mixture, dict):
-        raise ValueError(f"{path}: 'mixture' is {mixture!r}, expected the resolved dict {{domain: r}}")
+    _check_run_mixture(path, mixture)
     return {d: float(r) for d, r in mixture.items()}
 
 
@@ -622,15 +584,17 @@ def _rounded_mixture(r, digits=4):
     return out
 
 
-def print_fit(run_dirs, steps=None):
+def print_fit(run_dirs, steps=None, objective="loss"):
     obs = observations_from_runs(run_dirs)
     if not obs:
         raise SystemExit(f"no evaluation points (iter > 0) found in {run_dirs}")
-    params = fit_bimix(obs)
+    params = fit_bimix(obs, objective=objective)
     s = float(steps) if steps else max(o[2] for o in obs)
     domains = list(params)
     w = max(len("domain"), *(len(d) for d in domains))
-    print(f"BiMix fit on {len(run_dirs)} run(s), {len(obs)} points: L = A / r^alpha * (B / s^beta + C), gauge C=1")
+    what = "squared loss residuals (the paper's)" if objective == "loss" else "squared log-loss residuals"
+    print(f"BiMix fit on {len(run_dirs)} run(s), {len(obs)} points: L = A / r^alpha * (B / s^beta + C), gauge C=1; "
+          f"least squares on {what}")
     head = f"{'domain':<{w}} {'n':>4} {'A':>10} {'B':>10} {'C':>5} {'alpha':>8} {'beta':>8} {'MRE':>8} {'R2(log)':>8}"
     print(head)
     print("-" * len(head))
@@ -659,16 +623,175 @@ def main(argv=None):
     parser.add_argument("--fit", action="store_true", help="fit BiMix on the given run out_dirs")
     parser.add_argument("--steps", type=float, default=None,
                         help="step budget s for the optimal mixture (default: the largest s seen)")
+    parser.add_argument("--objective", choices=FIT_OBJECTIVES, default="loss",
+                        help="least squares on the loss (the paper's, default) or on log loss")
     args = parser.parse_args(argv)
     if not args.fit and len(args.paths) != 1:
         parser.error("give one dataset folder (or use --fit with run out_dirs)")
     try:
         if args.fit:
-            print_fit(args.paths, args.steps)
+            print_fit(args.paths, args.steps, args.objective)
         else:
             print_entropy_table(args.paths[0])
     except (FileNotFoundError, ValueError) as e:  # they say what is wrong and what to do: no traceback
         raise SystemExit(f"mix.py: {e}") from None
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Validation: every check of the public functions above, each called once where its inputs are known. The
+# messages are part of the interface (tests match them): say what is wrong and what to do.
+
+
+def _check_entropy_args(n, chunk):
+    if n < 2:
+        raise ValueError(f"domain_entropies: need at least 2 tokens for pair statistics, got {n}")
+    if chunk < 1:
+        raise ValueError(f"domain_entropies: chunk must be >= 1, got {chunk}")
+
+
+def _check_token_ids(ids, V):
+    if ids.min() < 0 or ids.max() >= V:
+        raise ValueError(f"domain_entropies: token id {int(ids.max()) if ids.max() >= V else int(ids.min())} "
+                         f"outside [0, vocab_size={V})")
+
+
+def _check_vne_args(n, seq_len, dim):
+    if n < seq_len:
+        raise ValueError(f"domain_vne: domain has {n} tokens, fewer than seq_len={seq_len}")
+    if dim & (dim - 1) or dim < 2:  # the hash keeps top bits: only a power of 2 fills [0, dim) evenly
+        raise ValueError(f"domain_vne: dim must be a power of 2, got {dim}")
+
+
+def _check_entropy_values(entropies):
+    if not entropies:
+        raise ValueError("entropy_mixture: no domains")
+    if not all(math.isfinite(float(v)) for v in entropies.values()):
+        raise ValueError(f"entropy_mixture: non-finite entropy in {entropies}")
+
+
+def _check_meta_exists(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: a dataset folder holds meta.json and <domain>/train.bin "
+                                f"(see docs/contracts.md); run data/prepare.py first")
+
+
+def _check_meta(path, meta):
+    if not meta.get("domains"):
+        raise ValueError(f"{path} lists no domains")
+
+
+def _check_mixture_spec(spec, domains, train_tokens, dataset_dir):
+    """resolve_mixture's rules: a known name usable on this dataset, or a dict of finite weights >= 0 over known,
+    non-empty domains, not all zero (a sum away from 1 only warns: the weights are normalised)."""
+    empty = [d for d in domains if train_tokens[d] == 0]
+    if spec is None or isinstance(spec, str):
+        name = "natural" if spec is None else spec.strip().lower()
+        if name not in MIXTURE_SPECS:
+            raise ValueError(f"mixture={spec!r} is unknown; use one of {', '.join(MIXTURE_SPECS)} "
+                             f"or a dict {{domain: proportion}} over {domains}")
+        if name != "natural" and empty:
+            raise ValueError(f"mixture={name!r}: domain(s) {empty} have 0 train tokens and cannot be sampled; "
+                             f"give an explicit dict with 0 for them")
+        if name == "natural" and sum(train_tokens.values()) == 0:
+            raise ValueError(f"mixture='natural': all domains of {dataset_dir} have 0 train tokens")
+        return
+    if not isinstance(spec, dict):
+        raise TypeError(f"mixture must be None, a name ({', '.join(MIXTURE_SPECS)}) or a dict, "
+                        f"got {type(spec).__name__}")
+    unknown = [d for d in spec if d not in train_tokens]
+    if unknown:
+        raise ValueError(f"mixture: unknown domain(s) {unknown}; valid domains are {domains}")
+    for d in domains:
+        v = spec.get(d, 0.0)
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"mixture[{d!r}]={v!r}: proportions must be numbers")
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"mixture[{d!r}]={v}: proportions must be finite and >= 0")
+        if v > 0 and train_tokens[d] == 0:
+            raise ValueError(f"mixture[{d!r}]={v}: domain {d!r} has 0 train tokens and cannot be sampled")
+    total = sum(float(spec.get(d, 0.0)) for d in domains)
+    if total <= 0:
+        raise ValueError(f"mixture: all proportions are zero ({spec}); at least one domain needs r > 0")
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        warnings.warn(f"mixture proportions sum to {total:.6g}, not 1; normalising them "
+                      f"(they are treated as relative weights)")
+
+
+def _check_entropies_defined(name, ents, domains):
+    key = name.upper()
+    missing = [d for d in domains if ents[d][key] is None]
+    if missing:
+        raise ValueError(f"mixture={name!r}: {key} undefined for {missing} (too few train tokens; VNE "
+                         f"needs {VNE_SETTINGS['seq_len']})")
+
+
+def _check_domain_arrays(d, r, s, L):
+    if not (r.shape == s.shape == L.shape and r.ndim == 1):
+        raise ValueError(f"fit_bimix: domain {d!r}: r, s, loss must be 1-D arrays of one length, "
+                         f"got shapes {r.shape}, {s.shape}, {L.shape}")
+
+
+def _check_observation_row(i, ob):
+    if len(ob) != 4:
+        raise ValueError(f"fit_bimix: observation {i} is {ob!r}, expected (domain, r, s, loss)")
+
+
+def _check_fit_args(grouped, objective):
+    if not grouped:
+        raise ValueError("fit_bimix: no observations")
+    if objective not in FIT_OBJECTIVES:
+        raise ValueError(f"fit_bimix: objective={objective!r} is unknown; use 'loss' (least squares on the loss, "
+                         f"the paper's) or 'log' (on log loss)")
+    for d, (r, s, L) in grouped.items():
+        _check_observations(d, r, s, L)
+
+
+def _check_observations(domain, r, s, L):
+    """One domain's points: the law has r^-alpha and s^-beta (so all > 0), five coefficients (so >= 5 points),
+    and separates r from s only when both vary."""
+    for name, v in (("r", r), ("s", s), ("loss", L)):
+        bad = ~np.isfinite(v) | (v <= 0)
+        if bad.any():
+            raise ValueError(f"fit_bimix: domain {domain!r}: {name} must be finite and > 0, got {v[bad][0]} "
+                             f"(the law has r^-alpha and s^-beta; drop points of domains a run left out)")
+    if len(L) < 5 or len(np.unique(r)) < 2 or len(np.unique(s)) < 2:
+        raise ValueError(f"fit_bimix: domain {domain!r}: too few observations ({len(L)} points, "
+                         f"{len(np.unique(r))} distinct r, {len(np.unique(s))} distinct s); BiMix needs >= 5 "
+                         f"points with >= 2 distinct proportions r and >= 2 distinct steps s")
+    if len(np.unique(s)) < 3:
+        warnings.warn(f"fit_bimix: domain {domain!r} has only 2 distinct steps s: beta and C are not "
+                      f"separately identifiable; evaluate at more steps")
+
+
+def _check_optimum_args(params, s):
+    if not params:
+        raise ValueError("optimal_mixture: no domains")
+    if s <= 0:
+        raise ValueError(f"optimal_mixture: s must be > 0, got {s}")
+    bad = [d for d in params if not float(params[d]["alpha"]) > 0]
+    if bad:  # the stationarity condition needs alpha_i > 0 (convexity, docs/papers.md sec. 3 "Optimal mixture")
+        raise ValueError(f"optimal_mixture: alpha <= 0 for {bad}: their loss does not fall with more data, "
+                         f"the law has no interior optimum (refit with more varied proportions)")
+
+
+def _check_prediction_args(params, mixture):
+    unknown = [d for d in mixture if d not in params]
+    if unknown:
+        raise ValueError(f"predict_losses: unknown domain(s) {unknown}; fitted domains are {list(params)}")
+    for d in params:
+        r = float(mixture.get(d, 0.0))
+        if r < 0:
+            raise ValueError(f"predict_losses: mixture[{d!r}]={r} is negative")
+
+
+def _check_run_config_exists(path, run_dir):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a train.py out_dir?")
+
+
+def _check_run_mixture(path, mixture):
+    if not isinstance(mixture, dict):
+        raise ValueError(f"{path}: 'mixture' is {mixture!r}, expected the resolved dict {{domain: r}}")
 
 
 if __name__ == "__main__":

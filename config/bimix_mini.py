@@ -9,7 +9,8 @@
 # 512 wide (~51M params): the smallest domain (prose, 2.9M tokens) is seen ~3-4 times in a uniform or CE run
 # already, and a bigger model would overfit it. The experiment trains it with mixture natural / uniform / ce at
 # equal tokens, fits L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i) on every evaluation (iter > 0) of
-# those runs (8 points per run and domain), then trains on the fitted optimum at s = max_iters.
+# those runs (8 points per run and domain) by least squares on the losses (the paper's objective, mix.fit_bimix's
+# default), then trains on the fitted optimum at s = max_iters.
 #
 # Size and time: 128 steps of 2^18 = 262,144 tokens (32 x 512 x 16 micro-steps) = 33.5M tokens per arm.
 # GPT.flops_per_token (block 512) ~0.33 GFLOP/token: 1.1e16 FLOPs per arm, ~30 s at ~40% MFU of 989 TFLOP/s

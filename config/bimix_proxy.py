@@ -17,7 +17,10 @@
 #   {domain: r}       explicit, e.g. the fitted BiMix optimum printed by `python mix.py --fit ...`
 #
 # Paper facts followed (docs/papers.md sec. 3 "Setup"): proxy 12L/768, context 1024, batch 512 x 1024, 200K steps;
-# fit on (r_i, s, L_i) points "evaluated every few billion tokens" (eval every 4000 steps = 2.1B tokens).
+# fit on (r_i, s, L_i) points "evaluated every few billion tokens" (eval every 4000 steps = 2.1B tokens), by least
+# squares on the losses, the paper's objective (mix.py's default; the paper solves it with SciPy's trust-region
+# reflective method, mix.py with its own Levenberg-Marquardt, which reaches the same minimum; `--objective=log`
+# fits log losses instead, a different problem).
 # Not from the paper (not in docs/papers.md): GPT-2 architecture and BPE (the paper used the GPT-NeoX tokenizer), lr 6e-4
 # with 2000 warmup, cosine to 6e-5, wd 0.1, betas (0.9, 0.95) (nanoGPT's GPT-2 124M recipe, docs/papers.md sec. 4).
 # Data: python data/prepare.py --hf=slimpajama --max_bytes=0

@@ -6,7 +6,8 @@
 #
 # The experiment trains this proxy with mixture natural / uniform / ce (Ge et al. 2024; docs/papers.md sec. 3)
 # at equal tokens, fits L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i) on every evaluation (iter > 0) of
-# those runs, and trains a fourth run on the fitted optimum at s = max_iters. Evaluating every 5 steps gives 6 points
+# those runs by least squares on the losses (the paper's objective, mix.fit_bimix's default), and trains a fourth
+# run on the fitted optimum at s = max_iters. Evaluating every 5 steps gives 6 points
 # per run and domain (the fit needs >= 5 per domain, >= 2 distinct r and s). Not the paper's: sizes, steps, LR.
 
 dataset = "pycorpus"            # the test passes --dataset=<byte-level tmp dataset>

@@ -11,7 +11,9 @@
 # the sub-block ablation. Paper facts kept (Sanyal et al. 2024; docs/papers.md sec. 2): GPT-2 with no bias,
 # no dropout, pre-LN, attention logits / (layer_idx+1), AdamW (0.9, 0.95), cosine to 1e-5, wd 0.1, clip 1.0,
 # n = L/2 then += 2, the 2T baseline. Not the paper's: sizes, T, LR 6e-4 (nanoGPT's for this shape), warmup 16,
-# context 512.
+# context 512. The inheritance is the official GPT-2 code's (inherit.py defaults); the shared trainer differs from
+# the official scripts as listed in config/inheritune_gpt2_large.py (weight decay also on the embeddings, warmup
+# formula, seed and batch sampler, eval batches, SDPA attention).
 #
 # Size and time: T = 160 steps of 2^18 = 262,144 tokens (32 x 512 x 16 micro-steps) = 42M tokens (~2 epochs of
 # pycorpus; 2T ~4 epochs). FLOPs by GPT.flops_per_token (block 512): 12 layers ~0.80 GFLOP/token, 6 layers ~0.52.

@@ -9,7 +9,9 @@
 # n = L/2 = 2 blocks + wte / tied lm_head, T steps; scratch_T and scratch_2T = 2 layers from scratch for T and 2T.
 # Paper facts kept (Sanyal et al. 2024; docs/papers.md sec. 2): GPT-2 with no bias, no dropout, pre-LN,
 # attention logits / (layer_idx+1), AdamW (0.9, 0.95), wd 0.1, clip 1.0, n = L/2 then += 2. Not the paper's: sizes,
-# steps, LR, min_lr (0.1x here; the paper's 1e-5 belongs to its LR of 3e-4).
+# steps, LR, min_lr (0.1x here; the paper's 1e-5 belongs to its LR of 3e-4). The inheritance is the official GPT-2
+# code's (inherit.py defaults); the trainer's differences from the official scripts are listed in
+# config/inheritune_gpt2_large.py.
 
 dataset = "pycorpus"            # the test passes --dataset=<byte-level tmp dataset>
 device = "cpu"

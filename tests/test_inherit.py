@@ -132,6 +132,35 @@ def test_each_part_option_copies_exactly_what_it_names(arch, spec, block_parts, 
         assert torch.equal(v, ref_state[k]), k
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_fresh_parts_get_gpt_init_by_default(arch):
+    """fresh_init="model" (default, the official GPT-2 code's): what is not copied is GPT(config)'s init, e.g. the
+    final norm at 1 and, on gpt2, the position embeddings normal(0, 0.02)."""
+    ref = trained_like(tiny_config(arch, block_size=256, n_embd=64))
+    new = inherit.inherit(ref, 2)
+    assert torch.equal(new.ln_f.weight, torch.ones_like(new.ln_f.weight))
+    if arch == "gpt2":  # 256 x 64 draws: the sample std is within 5% of 0.02
+        assert abs(new.wpe.weight.std().item() / 0.02 - 1) < 0.05
+
+
+def test_official_openllama_recipe_fresh_token_embeddings_at_torch_init():
+    """The official OpenLLaMA code copies the blocks and the untied LM head only, and its student model runs no
+    init pass: parts="lm_head", fresh_init="torch" gives token embeddings at nn.Embedding's normal(0, 1), not 0.02."""
+    cfg = tiny_config("llama", vocab_size=256, n_embd=64)
+    ref = trained_like(cfg)
+    new = inherit.inherit(ref, 2, parts="lm_head", fresh_init="torch")
+    assert torch.equal(new.lm_head.weight, ref.lm_head.weight) and not torch.equal(new.wte.weight, ref.wte.weight)
+    for i in range(2):
+        for name, t in new.blocks[i].state_dict().items():
+            assert torch.equal(t, ref.blocks[i].state_dict()[name]), f"block {i} {name}"
+    assert abs(new.wte.weight.std().item() - 1) < 0.05  # 256 x 64 draws of normal(0, 1)
+    assert torch.equal(new.ln_f.weight, torch.ones_like(new.ln_f.weight))
+    default = inherit.inherit(ref, 2, parts="lm_head")  # same parts, GPT(config)'s init
+    assert abs(default.wte.weight.std().item() / 0.02 - 1) < 0.05
+    with pytest.raises(ValueError, match=r"fresh_init='nanogpt' is unknown; use 'model'"):
+        inherit.inherit(ref, 2, fresh_init="nanogpt")
+
+
 def test_default_and_presets_resolve_as_documented():
     assert inherit.resolve_parts(None, "gpt2") == (("attn", "attn_norm", "mlp", "mlp_norm"), ("lm_head", "wte"))
     assert inherit.resolve_parts("all", "llama")[1] == ("lm_head", "ln_f", "wte")  # no wpe on llama
@@ -239,6 +268,11 @@ def test_stop_rule_with_fake_losses():
     assert inherit.next_n(12, 2.83, 2.81, L, tolerance=0.05) is None
     assert inherit.next_n(12, float("nan"), 2.81, L) == 14  # a diverged round never matches
     assert inherit.next_n(3, 3.0, 2.0, 7, step=3) == 6 and inherit.next_n(6, 3.0, 2.0, 7, step=3) is None
+    # the paper's runs at full precision (last evaluations at T = 100K in the official logs; the paper prints two
+    # decimals): the same decisions. Medium, reference 2.8187: 12L 2.8704, 14L 2.8496, 16L 2.8108 matched
+    assert [inherit.next_n(n, loss, 2.8187, 24) for n, loss in ((12, 2.8704), (14, 2.8496), (16, 2.8108))] == \
+        [14, 16, None]
+    assert inherit.next_n(18, 2.809, 2.8531, 36) is None  # Large, reference 2.8531: 18L matched at once
 
 
 def write_fake_reference(root, n_layer=8, ref_loss=3.0, last_iter=100):
