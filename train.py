@@ -94,6 +94,8 @@ min_lr = 1e-4
 nan_policy = "stop"             # a non-finite loss: 'stop' the run, or 'skip' that step's update
 # growth (grow.py): init_from='grow' grows the checkpoint in grow_from; grow_at_tokens>0 grows inside this run
 grow_from = ""
+grow_data = "continue"          # init_from='grow': 'continue' the data stream after the batches the base run trained on
+                                # (the official run skips them, --resume_id) | 'replay' them from the base's first step
 grow_at_tokens = 0
 grow_dim = "depth"              # 'depth' | 'width'
 grow_op = "direct"              # 'direct' (Gstack when depthwise) | 'zero' | 'random' | 'learn'
@@ -130,7 +132,8 @@ globals().update(settings)
 # ----------------------------------------------------------------------------------------------------------------
 # processes, devices, precision
 for _name, _allowed in (("grow_dim", ("depth", "width")), ("grow_op", ("direct", "zero", "random", "learn")),
-                        ("grow_schedule", ("restart", "continue")), ("nan_policy", ("stop", "skip")),
+                        ("grow_schedule", ("restart", "continue")), ("grow_data", ("continue", "replay")),
+                        ("nan_policy", ("stop", "skip")),
                         ("dtype", ("auto", "float32", "bfloat16", "float16")), ("arch", ("gpt2", "llama"))):
     if globals()[_name] not in _allowed:
         raise SystemExit(f"{_name}={globals()[_name]!r}: must be one of {', '.join(map(repr, _allowed))}")
@@ -208,7 +211,7 @@ def grown(small, at_iter):
     the training batches of the steps ahead, so a resumed run draws the same ones."""
     learn = {}
     if grow_op == "learn":
-        learn = {"batches": (batcher.get("train", at_iter + k, 0, rank, world_size) for k in count()),
+        learn = {"batches": (batcher.get("train", data_offset + at_iter + k, 0, rank, world_size) for k in count()),
                  "steps": grow_learn_steps, "lr": grow_learn_lr}
     torch.manual_seed(seed + at_iter)  # every rank draws the same new weights
     if grow_dim == "depth":
@@ -229,6 +232,7 @@ def learn_flops(big):
 # the model: from scratch, a checkpoint (resume), a grown small model, an inherited reference, or Hugging Face
 iter_num, tokens_seen, flops_seen, best_val_loss = 0, 0, 0.0, float("inf")
 grow_iter = None            # iteration at which this run grew (restarts the schedule, starts G_random's ramp)
+data_offset = 0             # step iter_num trains on the batches of data step data_offset + iter_num (data/loader.py)
 schedule_start = 0
 ckpt = None
 if init_from == "resume":
@@ -237,6 +241,7 @@ if init_from == "resume":
     model, _ = model_from_checkpoint(ckpt)
     iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
     best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
+    data_offset = ckpt.get("data_offset", 0)  # checkpoints from before grow_data: every run started at data step 0
 elif init_from == "scratch":
     meta_vocab = batcher.meta["vocab_size"]
     model = GPT(GPTConfig(arch=arch, block_size=block_size, vocab_size=vocab_size or 64 * math.ceil(meta_vocab / 64),
@@ -252,12 +257,15 @@ elif init_from == "grow":
         grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
     except ValueError as e:
         raise SystemExit(f"init_from='grow' from {grow_from}: {e}") from None
+    # the base trained on data steps [its offset, its offset + its iter_num); batches are a function of (seed, step),
+    # so starting this run at step 0 would train the large model first on exactly those batches again
+    data_offset = small_ckpt.get("data_offset", 0) + (small_ckpt["iter_num"] if grow_data == "continue" else 0)
     model = grown(small.to(device), 0)
     # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
     tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"] + learn_flops(model), 0
     del small_ckpt  # its optimizer state is not needed
     log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
-        f"to {model.config.n_layer} layers, {model.config.n_embd} wide")
+        f"to {model.config.n_layer} layers, {model.config.n_embd} wide; data from step {data_offset} ({grow_data})")
 elif init_from == "inherit":
     ref_ckpt, path = find_checkpoint(inherit_from, log=log)
     ref, _ = model_from_checkpoint(ref_ckpt)
@@ -396,8 +404,8 @@ def write_checkpoint():
     ckpt = {"model": model_state, "model_args": config_dict(model.config), "optimizer": optimizer_state,
             "fsdp": fsdp, "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
             "best_val_loss": best_val_loss, "grow_iter": grow_iter, "schedule_start": schedule_start,
-            "scaler": scaler.state_dict(),
-            "sampler": {"seed": seed, "step": iter_num},  # batches are a function of (seed, step): data/loader.py
+            "data_offset": data_offset, "scaler": scaler.state_dict(),
+            "sampler": {"seed": seed, "step": data_offset + iter_num},  # batches are a function of (seed, step)
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}
     save_checkpoint(ckpt, os.path.join(out_dir, f"ckpt_{iter_num:07d}.pt"))
@@ -516,7 +524,7 @@ while True:
     # one optimizer step: accum micro-batches per process, gradients averaged over all processes
     loss_sum = torch.zeros((), device=device)
     for micro in range(accum):
-        x, y = batcher.get("train", iter_num, micro, rank, world_size)
+        x, y = batcher.get("train", data_offset + iter_num, micro, rank, world_size)
         if fsdp:  # reduce-scatter the gradients only on the last micro-step
             model.set_requires_gradient_sync(micro == accum - 1)
         elif ddp:  # all-reduce the gradients only on the last micro-step

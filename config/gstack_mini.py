@@ -21,6 +21,12 @@
 # C = 6 N D = 6.4e16; grow.growth_timing), 2000x the budget: it does not extrapolate to this size.
 # Paper facts kept: g = 4, min_lr = 0.1x max LR, warmup then cosine restarted at growth, FLOPs counting the base.
 # Not the paper's: sizes, budget, LR 1e-3 and warmup 20 (short runs), context 512.
+# Unlike the official scripts (github tongxuluo/prts; the full list in config/gstack_1b.py): the cosine ends at the
+# budget (official: over 300K steps, far past the tokens trained); weight decay on the 2-D weights only (official:
+# every parameter); GPT-2's init N(0, 0.02) (official base: PyTorch's defaults); random windows per step (official:
+# each sequence once). The in-run growth never repeats the base's batches. G_random (arms depth_random,
+# width_random): grow_ramp_steps is the whole ramp; widthwise the three MSG phases (MLP neurons, hidden dims,
+# heads) are a third of it each (official: grow_step = 5000 steps per phase).
 
 dataset = "pycorpus"
 arch = "llama"
@@ -43,7 +49,7 @@ grow_dim = "depth"
 grow_op = "direct"
 grow_factor = 4
 grow_schedule = "restart"
-grow_ramp_steps = 48            # G_random: blend-in over 25% of the post-growth steps
+grow_ramp_steps = 48            # G_random: blend-in over 25% of the post-growth steps (widthwise: 16 per MSG phase)
 grow_learn_steps = 20           # G_learn (LiGO): steps training the growth maps (one micro-batch each)
 eval_interval = 16
 eval_iters = 20

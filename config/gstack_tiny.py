@@ -12,6 +12,10 @@
 # Paper facts kept at this scale: g = 4, a min_lr of 0.1x the max LR, the restarted schedule, FLOPs that include the
 # base phase. Not the paper's: sizes, steps, LR. d here is 25% of the budget (10 of 40 steps): the guideline (Eq. 2)
 # extrapolates to d far beyond the whole budget at this size (grow.growth_timing), so it cannot be used.
+# Unlike the official scripts (github tongxuluo/prts; the full list in config/gstack_1b.py): the cosine ends at
+# max_iters (official: over 300K steps), weight decay on the 2-D weights only (official: every parameter), GPT-2's
+# init (official base: PyTorch's defaults), random windows per step. G_random's grow_ramp_steps is the whole ramp;
+# widthwise the three MSG phases are a third of it each (official: 5000 steps per phase).
 
 dataset = "pycorpus"            # the test passes --dataset=<byte-level tmp dataset>
 device = "cpu"
@@ -32,7 +36,7 @@ grow_dim = "depth"
 grow_op = "direct"
 grow_factor = 4
 grow_schedule = "restart"
-grow_ramp_steps = 10            # G_random: blend-in steps (official code 5000 of a ~300K-step run)
+grow_ramp_steps = 10            # G_random: blend-in steps (official: 5000 of a 300K-step run, per MSG phase widthwise)
 grow_learn_steps = 5            # G_learn (LiGO): steps training the growth maps
 eval_interval = 10
 eval_iters = 4

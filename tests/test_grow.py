@@ -115,23 +115,28 @@ def test_depth_zero_and_random_keep_function(arch, op):
     big = grow.grow_depth(small, op, factor=2).eval()
     assert big.config.n_layer == 4
     assert grow.logit_gap(small, big, IDX) < 1e-5
-    # official interleaving: old 0, new, old 1, new; old layers are untouched copies
-    for i, j in ((0, 0), (2, 1)):
+    # the official layouts: G_zero interleaves (old 0, new, old 1, new: G_zero_depthwise.py), G_random puts the new
+    # blocks on top (old 0, old 1, new, new: msg.py); the old layers are untouched copies
+    old, new = ((0, 2), (1, 3)) if op == "zero" else ((0, 1), (2, 3))
+    for i, j in zip(old, (0, 1)):
         src = small.blocks[j].state_dict()
         assert all(torch.equal(t, src[n]) for n, t in big.blocks[i].state_dict().items())
-    new = [big.blocks[1], big.blocks[3]]
     if op == "zero":
-        for b, j in zip(new, (0, 1)):
+        for i, j in zip(new, (0, 1)):
+            b = big.blocks[i]
             for lin in (b.attn.o_proj, b.mlp.down_proj):
                 assert not lin.weight.any() and (lin.bias is None or not lin.bias.any())
             assert torch.equal(b.attn.q_proj.weight, small.blocks[j].attn.q_proj.weight)  # the rest copied
             assert torch.equal(b.ln_2.weight, small.blocks[j].ln_2.weight)
     else:
-        assert grow.ramp_factors(big) == [1.0, 0.0, 1.0, 0.0]
+        assert grow.ramp_factors(big) == [1.0, 1.0, 0.0, 0.0]
         assert grow.ramps_active(big)
         grow.set_ramp(big, 1.0)
         assert not grow.ramps_active(big)
         assert grow.logit_gap(small, big, IDX) > 1e-3  # fully blended in, the random blocks change the function
+        # the interleaved layout stays one layer_map away
+        mixed = grow.grow_depth(small, "random", layer_map=grow.make_layer_map(2, 2, "interleave")).eval()
+        assert grow.ramp_factors(mixed) == [1.0, 0.0, 1.0, 0.0] and grow.logit_gap(small, mixed, IDX) < 1e-5
     assert unchanged(small, snap)
 
 
@@ -158,12 +163,11 @@ def test_ramp_value_and_set_ramp():
     small = trained("gpt2")
     big = grow.grow_depth(small, "random", factor=2).eval()
     grow.set_ramp(big, 0.25)
-    assert grow.ramp_factors(big) == [1.0, 0.25, 1.0, 0.25]  # old blocks untouched
+    assert grow.ramp_factors(big) == [1.0, 1.0, 0.25, 0.25]  # old blocks untouched
     # the factor is a buffer in the state dict: a checkpoint mid-ramp reloads exactly, still ramping
-    assert sorted(k for k in big.state_dict() if "ramp" in k) == ["blocks.1.ramp", "blocks.3.ramp"]
-    fresh = grow.load_state(GPT(big.config), grow.fold_ramps(big).state_dict()).eval()
-    assert grow.fold_ramps(big) is big  # nothing to fold depthwise
-    assert grow.logit_gap(fresh, big, IDX) == 0.0 and grow.ramp_factors(fresh) == [1.0, 0.25, 1.0, 0.25]
+    assert sorted(k for k in big.state_dict() if "ramp" in k) == ["blocks.2.ramp", "blocks.3.ramp"]
+    fresh = grow.load_state(GPT(big.config), grow.plain_state_dict(big)).eval()
+    assert grow.logit_gap(fresh, big, IDX) == 0.0 and grow.ramp_factors(fresh) == [1.0, 1.0, 0.25, 0.25]
     grow.set_ramp(big, 1.0)
     assert grow.ramp_factors(big) == [1.0] * 4 and not grow.ramps_active(big)
     # fully in: a plain GPT again, no hook, no buffer, the same function as the hook computed at m = 1
@@ -227,11 +231,24 @@ def test_width_zero_llama_keeps_logits():
         assert c.intermediate_size == small.config.intermediate_size * n_embd // 32
         assert math.isclose(c.norm_eps, small.config.norm_eps * 32 / n_embd)
         assert grow.logit_gap(small, big, IDX) < 1e-5
-        # [[W, A], [0, C]]: old block in the corner; new neurons' fan-out zero, fan-in random
-        o = big.blocks[0].attn.o_proj.weight
-        assert torch.equal(o[:32, :32], small.blocks[0].attn.o_proj.weight)
-        assert not o[:, 32:].any() and not o[32:, :].any()
-        assert big.blocks[0].attn.q_proj.weight[32:, :32].abs().sum() > 0
+        # the official layout (prts zero.py), W' = [[W, R], [0, R]]: old block in the corner, new rows read the old
+        # inputs through 0, new columns (new inputs) random; new embedding columns and new norm entries 0
+        b0, s0 = big.blocks[0], small.blocks[0]
+        for new, old in ((b0.attn.o_proj, s0.attn.o_proj), (b0.attn.q_proj, s0.attn.q_proj),
+                         (b0.mlp.up_proj, s0.mlp.up_proj), (b0.mlp.down_proj, s0.mlp.down_proj)):
+            W, (o, i) = new.weight, old.weight.shape
+            assert torch.equal(W[:o, :i], old.weight)
+            assert not W[o:, :i].any() and W[:, i:].abs().min() > 0
+        assert not big.wte.weight[:, 32:].any() and not b0.ln_1.weight[32:].any()
+        assert big.lm_head.weight[:, 32:].abs().min() > 0
+    # the other way round (new neurons' fan-in random, fan-out zero) keeps the function as well
+    big = grow.grow_width(small, 64, "zero", layout="fan_out_zero").eval()
+    assert grow.logit_gap(small, big, IDX) < 1e-5
+    o = big.blocks[0].attn.o_proj.weight
+    assert not o[:, 32:].any() and not o[32:, :].any() and big.blocks[0].attn.q_proj.weight[32:, :32].abs().min() > 0
+    # without the norm rescaling (as zero.py does it) the wider RMS changes the function
+    big = grow.grow_width(small, 64, "zero", rescale_norms=False).eval()
+    assert big.config.norm_eps == small.config.norm_eps and grow.logit_gap(small, big, IDX) > 1e-3
     assert unchanged(small, snap)
 
 
@@ -242,6 +259,9 @@ def test_width_zero_gpt2_duplicate_keeps_logits_and_zero_hidden_does_not():
     assert grow.logit_gap(small, big, IDX) < 1e-5
     assert torch.equal(big.wte.weight, small.wte.weight.repeat(1, 2))
     assert big.lm_head.weight is big.wte.weight
+    # official layout on the new neurons: they read nothing (zero rows and biases), their outputs enter randomly
+    up, down, n = big.blocks[0].mlp.up_proj, big.blocks[0].mlp.down_proj, small.config.intermediate_size
+    assert not up.weight[n:].any() and not up.bias[n:].any() and down.weight[:, n:].abs().min() > 0
     # hidden="zero": the new residual dims stay exactly zero all the way up, but LayerNorm's mean and variance over
     # 64 dims differ from those over 32, so the function changes (documented)
     big = grow.grow_width(small, 64, "zero", hidden="zero").eval()
@@ -288,45 +308,84 @@ def test_width_direct_splits_neurons_and_changes_only_the_norms(arch):
     assert unchanged(small, snap)
 
 
+def _new_parts(big):
+    """Hooks recording, on every forward, the largest |value| of each part MSG masks in: the new MLP neurons'
+    up_proj outputs, the new heads' q and v outputs (block 0) and the new residual dims (ln_f's input). Registered
+    after growth, so they see the masked outputs. Old widths are half the new ones here."""
+    seen, b, c = {}, big.blocks[0], big.config
+
+    def record(key, lo, output=True):
+        def hook(mod, args, out):
+            seen[key] = (out if output else args[0])[..., lo:].abs().max().item()
+        return hook
+
+    b.mlp.up_proj.register_forward_hook(record("mlp", c.intermediate_size // 2))
+    b.attn.q_proj.register_forward_hook(record("heads", c.n_head // 2 * c.head_dim))
+    b.attn.v_proj.register_forward_hook(record("v", c.n_kv_head // 2 * c.head_dim))
+    big.ln_f.register_forward_hook(record("hidden", c.n_embd // 2, output=False))
+    return seen
+
+
 @pytest.mark.parametrize("arch", ARCHS)
-def test_width_random_ramp_fold_and_plain_state_dict(arch):
+def test_width_random_msg_keeps_function_and_ramps_in_three_phases(arch):
     small = trained(arch)
     snap = snapshot(small)
     torch.manual_seed(0)
     big = grow.grow_width(small, 64, "random").eval()
-    assert isinstance(big, GPT) and grow.ramps_active(big)
-    assert grow.logit_gap(small, big, IDX) < 1e-5  # masks at 0: the small model's function
-    grow.set_ramp(big, 0.5)
-    half = grow.logit_gap(small, big, IDX)
-    assert half > 1e-4
-    # mid-ramp checkpoint: fold_ramps gives a plain GPT computing the same function; the original keeps ramping
-    plain = grow.fold_ramps(big)
-    assert plain is not big and not grow.ramps_active(plain) and grow.ramps_active(big)
-    fresh = GPT(big.config).eval()
-    fresh.load_state_dict(plain.state_dict())
-    assert grow.logit_gap(fresh, big, IDX) < 1e-6
-    # the ramp reaching 1 folds the masks away in place, keeping Parameter identity (the optimizer stays valid)
-    params = {id(p) for p in big.parameters()}
-    grow.set_ramp(big, 1.0)
-    assert not grow.ramps_active(big) and {id(p) for p in big.parameters()} == params
-    assert type(big.wte) is torch.nn.Embedding and type(big.blocks[0].attn.o_proj) is torch.nn.Linear
-    assert (big.lm_head.weight is big.wte.weight) == (arch == "gpt2")
-    fresh.load_state_dict(big.state_dict())
-    assert grow.logit_gap(fresh, big, IDX) == 0.0
-    assert grow.logit_gap(small, big, IDX) > half / 2
+    assert isinstance(big, GPT) and grow.ramps_active(big) and big.config.norm_eps == small.config.norm_eps
+    seen = _new_parts(big)
+    assert grow.logit_gap(small, big, IDX) < 1e-5  # every mask at 0: the small model's function
+    assert seen == {"mlp": 0.0, "heads": 0.0, "v": 0.0, "hidden": 0.0}
+    # MSG's order, a third of the ramp each: MLP neurons, then hidden dims, then attention heads
+    for m, live in ((1 / 6, {"mlp"}), (1 / 2, {"mlp", "hidden"}), (5 / 6, {"mlp", "hidden", "heads", "v"})):
+        grow.set_ramp(big, m)
+        assert grow.logit_gap(small, big, IDX) > 1e-4
+        assert {k for k, v in seen.items() if v > 0} == live, (m, seen)
+    # "single": everything at once
+    torch.manual_seed(0)
+    single = grow.grow_width(small, 64, "random", schedule="single").eval()
+    seen = _new_parts(single)
+    grow.set_ramp(single, 1 / 6)
+    grow.logit_gap(small, single, IDX)
+    assert all(v > 0 for v in seen.values()), seen
     assert unchanged(small, snap)
 
 
-def test_width_random_new_weights_get_gradients():
+@pytest.mark.parametrize("arch", ARCHS)
+def test_width_random_checkpoint_mid_ramp_resumes_exactly(arch):
+    small = trained(arch)
+    torch.manual_seed(0)
+    big = grow.grow_width(small, 64, "random").eval()
+    grow.set_ramp(big, 0.5)
+    # the ramp's state is in the state dict: a fresh GPT loaded with load_state computes the same and ramps on
+    fresh = grow.load_state(GPT(big.config), grow.plain_state_dict(big)).eval()
+    assert grow.ramps_active(fresh) and grow.logit_gap(fresh, big, IDX) == 0.0
+    for m in (0.9, 1.0):
+        grow.set_ramp(big, m)
+        grow.set_ramp(fresh, m)
+        assert grow.logit_gap(fresh, big, IDX) == 0.0
+    # at 1 every hook and buffer is gone, keeping Parameter identity (the optimizer stays valid): a plain GPT
+    params = {id(p) for p in big.parameters()}
+    assert not grow.ramps_active(big) and {id(p) for p in big.parameters()} == params
+    assert not any(m._forward_hooks for m in big.modules())
+    assert (big.lm_head.weight is big.wte.weight) == (arch == "gpt2")
+    plain = GPT(big.config).eval()
+    plain.load_state_dict(big.state_dict())
+    assert grow.logit_gap(plain, big, IDX) == 0.0
+
+
+def test_width_random_new_weights_learn_in_their_phase():
     big = grow.grow_width(trained("llama"), 64, "random")
-    grow.set_ramp(big, 0.1)
     x, y = synthetic_batches(1)[0]
     big.train()
-    big(x, y)[1].backward()
-    o = big.blocks[0].attn.o_proj
-    grad = o.parametrizations.weight.original.grad
-    assert grad[:, 32:].abs().sum() > 0  # new heads' fan-out learns
-    assert big.blocks[0].attn.q_proj.weight.grad[32:].abs().sum() > 0  # new heads' fan-in learns
+    for m, heads_learn in ((0.1, False), (0.9, True)):
+        big.zero_grad()
+        grow.set_ramp(big, m)
+        big(x, y)[1].backward()
+        b = big.blocks[0]
+        assert b.mlp.up_proj.weight.grad[128:].abs().sum() > 0  # new MLP neurons' fan-in learns from phase 1
+        assert b.mlp.down_proj.weight.grad[:, 128:].abs().sum() > 0  # and their fan-out
+        assert (b.attn.q_proj.weight.grad[32:].abs().sum() > 0) == heads_learn  # new heads only in phase 3
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -369,6 +428,24 @@ def test_growth_factor_fit_and_speedup_accounting():
     f_s, f_g, sp = grow.speedup_at_loss((flops * 2, [4.0, 3.0, 2.0, 1.0]), (flops, [4.0, 3.0, 2.0, 1.0]), 2.0)
     assert (f_s, f_g, sp) == (6.0, 3.0, 1.0)
     assert math.isnan(grow.speedup_at_loss((flops, [4, 3, 2, 1]), (flops, [4, 4, 4, 4]), 2.0)[2])
+
+
+def test_growth_factor_and_both_speedup_conventions():
+    small = GPTConfig(arch="llama", block_size=T, vocab_size=V, n_layer=2, n_head=4, n_embd=32)
+    assert grow.growth_factor(small, grow.gstack(make("llama", n_kv_head=4), 4).config) == 4.0  # the layer ratio
+    wide = vars(grow._width_config(small, 64, None, None))  # every width doubled: about 4x the block parameters
+    assert grow.growth_factor(vars(small), wide) == pytest.approx(4, rel=0.02)
+    # a grown run: 100 small-model tokens at 1 FLOP each, then large-model tokens at 10 FLOPs (g = 4 by parameters,
+    # but the head and attention make a small token cost 1/10 here); scratch costs 10 per token throughout
+    tokens = np.array([0.0, 100.0, 200.0, 300.0])
+    grown = (tokens, np.array([0.0, 100.0, 1100.0, 2100.0]), np.array([5.0, 4.0, 3.0, 2.0]))
+    scratch = (tokens, tokens * 10, np.array([5.0, 4.0, 3.0, 2.5]))
+    r = grow.speedups_at_loss(scratch, grown, 2.5, grow_tokens=100, g=4)
+    assert (r["flops_scratch"], r["flops_grown"]) == (3000.0, 1600.0)
+    assert r["speedup_flops"] == pytest.approx(3000 / 1600 - 1)
+    assert (r["tokens_scratch"], r["paper_tokens_grown"]) == (300.0, 25.0 + 150.0)  # 100 small tokens count 25
+    assert r["speedup_paper"] == pytest.approx(300 / 175 - 1)
+    assert math.isnan(grow.speedups_at_loss(scratch, grown, 1.0, 100, 4)["speedup_paper"])
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -425,5 +502,11 @@ def test_bad_width_inputs():
         grow.grow_width(small, 64, "zero", hidden="copy")
     with pytest.raises(TypeError, match="unexpected option"):
         grow.grow_width(small, 64, "learn", hidden="zero")
+    with pytest.raises(TypeError, match="unexpected option"):
+        grow.grow_width(small, 64, "random", hidden="zero")  # MSG's new hidden dims are always fresh and masked
+    with pytest.raises(ValueError, match="layout='fan_in'; expected 'official' or 'fan_out_zero'"):
+        grow.grow_width(llama, 64, "zero", layout="fan_in")
+    with pytest.raises(ValueError, match="schedule='phased'; expected 'msg' or 'single'"):
+        grow.grow_width(llama, 64, "random", schedule="phased")
     with pytest.raises(ValueError, match="mismatched architectures"):
         grow.logit_gap(small, llama, IDX)

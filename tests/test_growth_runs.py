@@ -1,10 +1,14 @@
 """Growth inside train.py runs: the Gstack pipeline in one command, resumable after the growth."""
+import json
+
 import pytest
 import torch
 
+import grow
 from conftest import TINY_RUN, read_metrics, run_train
+from data.loader import Batcher
 from model import GPT, GPTConfig
-from runs import checkpoint_paths, load_checkpoint
+from runs import checkpoint_paths, load_checkpoint, model_from_checkpoint
 
 # 2-layer model trained 10 steps (10 * 128 tokens), then grown; 30 steps in all
 GROWN = TINY_RUN + ["--max_iters=30", "--eval_interval=10", "--log_interval=1", "--warmup_iters=3",
@@ -58,18 +62,44 @@ def small_run(tiny_dataset, tmp_path_factory):
     return out
 
 
-def test_init_from_grow_counts_the_small_phase(tiny_dataset, tmp_path, small_run):
+def batch_loss(run_dir, ckpt_iter, step):
+    """The loss of run_dir's checkpoint at ckpt_iter on the training batch of data step `step` (the batch train.py
+    draws there with the run's settings), and that batch's inputs."""
+    with open(run_dir / "config.json") as f:
+        c = json.load(f)
+    batcher = Batcher(c["dataset"], c["block_size"], c["batch_size"],
+                      steps_batch=c["batch_size"] * c["gradient_accumulation_steps"], mixture=c["mixture"],
+                      seed=c["seed"])
+    model, _ = model_from_checkpoint(str(run_dir / f"ckpt_{ckpt_iter:07d}.pt"))
+    x, y = batcher.get("train", step)
+    with torch.no_grad():
+        return model(x, y)[1].item(), x
+
+
+def test_init_from_grow_counts_the_small_phase_and_continues_its_data(tiny_dataset, tmp_path, small_run):
+    """A run grown from a finished base (init_from='grow') counts the base's tokens and FLOPs, and trains on the
+    data after the base's batches (as the official run skips them), also after a resume."""
     small = small_run
     big = tmp_path / "big"
-    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={big}", "--max_iters=10", "--init_from=grow",
-                          f"--grow_from={small}", "--grow_factor=3", "--grow_op=zero"])
+    common = TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={big}", "--log_interval=1"]
+    run_train(common + ["--max_iters=5", "--init_from=grow", f"--grow_from={small}", "--grow_factor=3",
+                        "--grow_op=zero"])
+    run_train(common + ["--max_iters=10", "--init_from=resume"])
     s, b = read_metrics(small), read_metrics(big)
     first_eval = [e for e in b if "val_loss" in e][0]
     last_small = [e for e in s if "val_loss" in e][-1]
     assert first_eval["tokens"] == last_small["tokens"] and first_eval["flops"] == last_small["flops"]
     # G_zero keeps the function: the grown model's first val loss is the small model's last
     assert first_eval["val_loss_mean"] == pytest.approx(last_small["val_loss_mean"], abs=1e-5)
-    assert load_checkpoint(checkpoint_paths(str(big))[-1])["model_args"]["n_layer"] == 6
+    ck = load_checkpoint(checkpoint_paths(str(big))[-1])
+    assert ck["model_args"]["n_layer"] == 6 and ck["data_offset"] == 10 and ck["sampler"]["step"] == 20
+    # the base trained 10 steps on data steps 0..9; the grown run's first step trains on data step 10, a batch the
+    # base never saw, and after the resume at iter 5 on data step 15
+    train = {e["iter"]: e["train_loss"] for e in b if "train_loss" in e}
+    loss, x = batch_loss(big, 0, 10)
+    assert train[1] == pytest.approx(loss, abs=1e-5)
+    assert not any(torch.equal(x, batch_loss(big, 0, k)[1]) for k in range(10))
+    assert train[6] == pytest.approx(batch_loss(big, 5, 15)[0], abs=1e-5)
 
 
 @pytest.mark.parametrize("dim,op,extra", [("depth", "random", ["--grow_ramp_steps=5"]),
@@ -84,10 +114,19 @@ def test_ramped_and_learned_growth_in_a_run(tiny_dataset, tmp_path, dim, op, ext
     assert [e["iter"] for e in m if e.get("event") == "grow"] == [5]
     assert all(e["train_loss"] == e["train_loss"] for e in m if "train_loss" in e)  # finite
     ck = load_checkpoint(checkpoint_paths(str(tmp_path))[-1])
-    model = GPT(GPTConfig(**ck["model_args"]))
-    model.load_state_dict(ck["model"])  # plain keys: 10 steps after growth, past the ramp, a plain GPT
     if dim == "width":
+        # 10 of 50 ramp steps after growth, inside MSG's first phase: the checkpoint holds the masks, and
+        # loading it (runs.model_from_checkpoint: grow.load_state) ramps on from there
         assert ck["model_args"]["n_embd"] == 64
+        assert float(ck["model"]["blocks.0.mlp.up_proj.ramp"]) == pytest.approx(0.6)
+        assert float(ck["model"]["blocks.0.attn.q_proj.ramp"]) == 0.0
+        model, _ = model_from_checkpoint(ck)
+        assert grow.ramps_active(model)
+        grow.set_ramp(model, 1.0)
+        GPT(model.config).load_state_dict(model.state_dict())  # plain once the ramp is done
+    else:
+        model = GPT(GPTConfig(**ck["model_args"]))
+        model.load_state_dict(ck["model"])  # plain keys: 10 steps after growth, past the ramp, a plain GPT
 
 
 @pytest.mark.parametrize("bad,msg", [
@@ -110,13 +149,17 @@ def test_growth_from_an_incompatible_checkpoint_is_named(tiny_dataset, tmp_path)
 
 
 def test_init_from_grow_with_learn_and_resume_after_a_mapped_zero_growth(tiny_dataset, tmp_path, small_run):
-    """G_learn from a finished small run gets its training batches; a run grown in-run with an explicit layer map
-    resumes (its growth settings are not re-checked against the already grown model)."""
+    """G_learn from a finished small run gets its training batches; grow_data='replay' trains the grown model on
+    the base's batches from its first; a run grown in-run with an explicit layer map resumes (its growth settings
+    are not re-checked against the already grown model)."""
     run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'learned'}", "--max_iters=2",
                           "--init_from=grow", f"--grow_from={small_run}", "--grow_op=learn",
-                          "--grow_factor=2", "--grow_learn_steps=2"])
+                          "--grow_factor=2", "--grow_learn_steps=2", "--grow_data=replay", "--log_interval=1"])
     learned = load_checkpoint(checkpoint_paths(str(tmp_path / "learned"))[-1])
-    assert learned["model_args"]["n_layer"] == 4
+    assert learned["model_args"]["n_layer"] == 4 and learned["data_offset"] == 0
+    first = [e for e in read_metrics(tmp_path / "learned") if "train_loss" in e][0]
+    assert first["iter"] == 1
+    assert first["train_loss"] == pytest.approx(batch_loss(tmp_path / "learned", 0, 0)[0], abs=1e-5)
     # G_learn's fitting is compute too: 2 steps of one 4 x 32-token micro-batch through the grown model
     small_flops = load_checkpoint(checkpoint_paths(str(small_run))[-1])["flops"]
     fitting = 2 * 4 * 32 * GPT(GPTConfig(**learned["model_args"])).flops_per_token(32)

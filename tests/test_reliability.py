@@ -228,6 +228,12 @@ def test_data_errors_say_what_to_do(dataset, tmp_path):
     with pytest.raises(DataError, match="code/val.bin is empty; give domain 'code' more text"):
         Batcher(dataset, 32, 4)
     np.arange(10, dtype=np.uint16).tofile(os.path.join(dataset, "code", "val.bin"))
+    with pytest.raises(DataError, match="holds 10 tokens but .*meta.json counts"):  # not the file prepare.py wrote
+        Batcher(dataset, 32, 4)
+    meta_path = os.path.join(dataset, "meta.json")
+    meta = json.load(open(meta_path))
+    meta["domains"]["code"]["val_tokens"] = 10  # a dataset whose val split really is that short
+    json.dump(meta, open(meta_path, "w"))
     with pytest.raises(DataError, match="holds 10 tokens, fewer than block_size \\+ 1 = 33: lower block_size"):
         Batcher(dataset, 32, 4)
     with open(os.path.join(dataset, "code", "val.bin"), "ab") as f:
