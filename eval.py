@@ -3,7 +3,8 @@ nanogrow evaluation: validation loss per domain, zero-shot tasks, run comparison
 
     python eval.py loss out/run1 out/run2/ckpt_0002000.pt --dataset data/pycorpus [--tokens 1e6]
     python eval.py tasks out/run1 --tasks hellaswag,piqa --task_dir data/tasks [--limit 500]
-    python eval.py harness out/run1 --tasks hellaswag,arc_easy      # lm-evaluation-harness itself (pip install lm_eval)
+    python eval.py harness out/run1 --tasks hellaswag,arc_easy --task_dir data/tasks   # lm-evaluation-harness itself
+    python eval.py export out/run1 out/run1_hf                       # a Hugging Face folder: model and tokenizer
     python eval.py compare out/scratch out/gstack [--target 3.1] [--plot compare.png]
     python eval.py sample out/run1 --prompt "def main(" --num_samples 2 --max_new_tokens 200
     python eval.py download --task_dir data/tasks                    # needs `pip install datasets` and a network
@@ -24,6 +25,14 @@ tasks: zero-shot multiple choice scored as lm-evaluation-harness does (see TASKS
     sciq.jsonl           allenai/sciq test: question, support, correct_answer, distractor1..3
     winogrande.jsonl     allenai/winogrande winogrande_xl validation: sentence (one '_'), option1, option2, answer
     lambada.jsonl        EleutherAI/lambada_openai test: text
+harness: the same tasks through lm-evaluation-harness itself (pip install 'lm_eval[hf]'; checked with lm-eval 0.4.13
+  and transformers 5.24), offline: the checkpoint is exported with its tokenizer to a temporary folder, and the
+  harness's own task definitions read the JSONL files of --task_dir instead of the hub's datasets (HF_HUB_OFFLINE=1,
+  HF_DATASETS_OFFLINE=1). Its acc and acc_norm are those of `tasks` (tests/test_hf.py).
+export: a checkpoint as a Hugging Face folder: config.json, model.safetensors and the tokenizer the model was trained
+  with (its dataset's meta.json, or --tokenizer): GPT-2 BPE as vocab.json, merges.txt and tokenizer.json built
+  offline from the ranks file; the byte tokenizer as a byte-level BPE without merges (byte b = id b, id 0 =
+  <|endoftext|>). AutoModelForCausalLM.from_pretrained(folder) and AutoTokenizer.from_pretrained(folder) load it.
 compare: speedup at equal loss as the Gstack paper defines it, sp = FLOPs_baseline / FLOPs_run - 1, with the
   FLOPs each run needs to reach a target validation loss interpolated between evaluation points.
 
@@ -252,7 +261,6 @@ TASKS = {
     "lambada": Task("lambada.jsonl", lambada_doc, "lastword", "text (the last space-separated word is the target)",
                     ("EleutherAI/lambada_openai", "default", "test")),
 }
-HARNESS_NAMES = {"lambada": "lambada_openai"}  # our task name -> lm-evaluation-harness's
 
 
 def read_jsonl(path):
@@ -431,28 +439,144 @@ def download_tasks(task_dir, names=None, log=print):
         log(f"wrote {path} ({len(ds)} examples)")
 
 
-def run_harness(path, tasks, hf_tokenizer=None, batch_size=16, limit=None, device=None, num_fewshot=0,
-                dtype="float32", log=print):
-    """lm-evaluation-harness's own scores: the checkpoint is written as a temporary Hugging Face directory
-    (model.to_hf) and evaluated with simple_evaluate(model="hf"). Returns the harness's "results" dict."""
+def export_hf(path, out_dir, tokenizer=None, log=print):
+    """A checkpoint file or run folder as a complete Hugging Face folder: config.json, model.safetensors and the
+    tokenizer the model was trained with (tokenizer_for: its dataset's, or `tokenizer` = "gpt2" | "byte"), so that
+    AutoModelForCausalLM and AutoTokenizer load it offline. out_dir must be new, empty or an earlier export (whose
+    files are replaced). Returns (out_dir, tokenizer)."""
+    if os.path.isdir(out_dir):
+        foreign = sorted(set(os.listdir(out_dir)) - set(HF_EXPORT_FILES))
+        if foreign:
+            raise EvalError(f"{out_dir} holds files that are not an export's ({', '.join(foreign[:3])}): export "
+                            f"into a new or empty folder")
+    elif os.path.exists(out_dir):
+        raise EvalError(f"{out_dir} exists and is not a folder")
+    model, ckpt, used = load_model(path, "cpu", log)
+    tok = tokenizer_for(ckpt, tokenizer, log)
+    check_vocab(model.config.vocab_size, tok.n_vocab, f"tokenizer {tok.name!r}")
+    os.makedirs(out_dir, exist_ok=True)
+    for f in HF_EXPORT_FILES:  # an earlier export's files: none may outlive this one (e.g. a .bin beside .safetensors)
+        if os.path.isfile(os.path.join(out_dir, f)):
+            os.remove(os.path.join(out_dir, f))
+    try:
+        to_hf(model, out_dir, tok)
+    except ValueError as e:  # a model Hugging Face cannot express (to_hf names the setting)
+        raise EvalError(str(e)) from None
+    log(f"wrote {out_dir}: {used} as a Hugging Face {model.config.arch} model with the {tok.name!r} tokenizer")
+    return out_dir, tok
+
+
+# what to_hf and the tokenizers' save_pretrained write (data/prepare.py)
+HF_EXPORT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "vocab.json", "merges.txt",
+                   "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# our task name -> the harness's own task config (lambada: lambada_openai), relative to lm_eval/tasks/ (checked
+# with lm-eval 0.4.13)
+HARNESS_YAML = {"hellaswag": "hellaswag/hellaswag.yaml", "piqa": "piqa/piqa.yaml", "arc_easy": "arc/arc_easy.yaml",
+                "arc_challenge": "arc/arc_challenge.yaml", "sciq": "sciq/sciq.yaml",
+                "winogrande": "winogrande/default.yaml", "lambada": "lambada/lambada_openai.yaml"}
+
+
+@contextlib.contextmanager
+def hf_offline():
+    """Hugging Face libraries offline for the duration: nothing is asked of the hub (a missing file is an error
+    at once, not a retry against an unreachable server). Environment and already imported modules alike."""
+    keys = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    env = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    patched = []
+    for mod, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                       ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+        m = sys.modules.get(mod)
+        for attr in attrs:
+            if m is not None and hasattr(m, attr):
+                patched.append((m, attr, getattr(m, attr)))
+                setattr(m, attr, True)
+    try:
+        yield
+    finally:
+        for m, attr, value in patched:
+            setattr(m, attr, value)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def harness_task_configs(task_dir, tasks, out_dir, tasks_root):
+    """Write one lm-eval task YAML per task into out_dir: the harness's own definition (`include:` of its file
+    under tasks_root, so prompts, choices, targets and metrics are its own), reading our local JSONL file as its
+    evaluation split instead of the hub's dataset. Task names are prefixed "nanogrow_" so that they never resolve
+    to the hub-backed originals. Returns {our name: harness task name}."""
+    names = {}
+    for name in tasks:
+        if name not in HARNESS_YAML:
+            raise EvalError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
+        src = os.path.join(tasks_root, HARNESS_YAML[name])
+        if not os.path.isfile(src):
+            raise EvalError(f"this lm_eval has no {HARNESS_YAML[name]} among its tasks ({tasks_root}); "
+                            f"`eval.py harness` was checked with lm-eval 0.4.x")
+        split = TASKS[name].hf[2]  # the split our file holds: the one the harness evaluates
+        names[name] = "nanogrow_" + name
+        cfg = {"include": src, "task": names[name], "dataset_path": "json", "dataset_name": None,
+               "dataset_kwargs": {"data_files": {split: os.path.abspath(os.path.join(task_dir, TASKS[name].file))},
+                                  "cache_dir": os.path.join(out_dir, "datasets_cache")},
+               "training_split": None, "fewshot_split": None,
+               "validation_split": split if split == "validation" else None,
+               "test_split": split if split == "test" else None}
+        with open(os.path.join(out_dir, names[name] + ".yaml"), "w") as f:
+            json.dump(cfg, f, indent=1)  # JSON is YAML
+    return names
+
+
+def run_harness(path, tasks, task_dir=None, hf_tokenizer=None, batch_size=16, limit=None, device=None,
+                num_fewshot=0, dtype="float32", tokenizer=None, return_samples=False, log=print):
+    """lm-evaluation-harness's own scores, offline: the checkpoint is exported (export_hf: model and tokenizer)
+    to a temporary folder and evaluated with simple_evaluate(model="hf") on the harness's task definitions
+    reading the local task files of task_dir (the JSONL that `eval.py tasks` reads). Returns {task: {metric:
+    value}} in our task names and the harness's metric names (acc, acc_norm, perplexity, ..._stderr); with
+    return_samples, also {task: [[log-likelihood of each choice] of each example, in file order]}."""
     try:
         import lm_eval
+        import lm_eval.tasks
     except ImportError:
         raise EvalError("the harness needs lm-evaluation-harness: pip install lm_eval (it brings transformers); "
                         "`python eval.py tasks` scores the same tasks without it") from None
-    model, ckpt, used = load_model(path, "cpu", log)
-    if hf_tokenizer is None:
-        if tokenizer_for(ckpt, log=log).name != "gpt2":
-            raise EvalError("the harness needs a Hugging Face tokenizer and this checkpoint uses the byte tokenizer, "
-                            "which has none; use `python eval.py tasks`, or pass --hf_tokenizer")
-        hf_tokenizer = "gpt2"
-    with tempfile.TemporaryDirectory(prefix="nanogrow_hf_") as d:
-        to_hf(model, d)
-        log(f"harness: {used} -> {d} (tokenizer {hf_tokenizer})")
-        res = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={d},tokenizer={hf_tokenizer},dtype={dtype}",
-                                      tasks=[HARNESS_NAMES.get(t, t) for t in tasks], num_fewshot=num_fewshot,
-                                      batch_size=batch_size, device=device or default_device(), limit=limit)
-    return res["results"]
+    task_dir = task_dir or os.path.join(REPO_DIR, "data", "tasks")
+    for name in tasks:  # a missing or unreadable task file is named here, as `eval.py tasks` names it
+        load_task(task_dir, name, limit)
+    tasks_root = os.path.dirname(os.path.abspath(lm_eval.tasks.__file__))
+    with tempfile.TemporaryDirectory(prefix="nanogrow_harness_") as tmp, hf_offline():
+        model_dir, tok = export_hf(path, os.path.join(tmp, "model"), tokenizer, log)
+        names = harness_task_configs(task_dir, tasks, tmp, tasks_root)
+        try:
+            manager = lm_eval.tasks.TaskManager(include_path=tmp, include_defaults=False)
+        except TypeError:  # an lm-eval 0.4 without include_defaults
+            manager = lm_eval.tasks.TaskManager(include_path=tmp)
+        args = f"pretrained={model_dir},dtype={dtype}" + (f",tokenizer={hf_tokenizer}" if hf_tokenizer else "")
+        log(f"harness: lm_eval {getattr(lm_eval, '__version__', '?')} on {model_dir} (tokenizer "
+            f"{hf_tokenizer or tok.name}), tasks from {task_dir}")
+        try:
+            res = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=list(names.values()),
+                                          num_fewshot=num_fewshot, batch_size=batch_size, limit=limit,
+                                          device=device or default_device(), task_manager=manager,
+                                          log_samples=return_samples)
+        except ImportError as e:  # lm_eval's "hf" model needs accelerate, which plain `pip install lm_eval` lacks
+            raise EvalError(f"lm-evaluation-harness's Hugging Face model cannot start ({e}): "
+                            f"pip install 'lm_eval[hf]'") from e
+        except OSError as e:  # e.g. --hf_tokenizer naming a hub tokenizer that is not in the local cache
+            raise EvalError(f"lm-evaluation-harness failed offline ({type(e).__name__}: {e}); it reads only local "
+                            f"files here: the exported model and tokenizer and the task files") from e
+    results = {}
+    for ours, theirs in names.items():  # "acc,none" -> "acc"; the harness's sample count as "n", as `tasks` has it
+        got = {("n" if k == "sample_len" else k.removesuffix(",none")): v for k, v in res["results"][theirs].items()}
+        results[ours] = {k: v for k, v in got.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if not return_samples:
+        return results
+    samples = {ours: [[float(r[0][0]) for r in s["resps"]]  # resps: [[(log-likelihood, is greedy)] per choice]
+                      for s in sorted(res["samples"][theirs], key=lambda s: s["doc_id"])]
+               for ours, theirs in names.items()}
+    return results, samples
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -647,11 +771,15 @@ def cmd_tasks(a):
 
 
 def cmd_harness(a):
-    res = run_harness(a.ckpt, _task_names(a.tasks), a.hf_tokenizer, a.batch_size, a.limit, a.device,
-                      a.num_fewshot, a.dtype or "float32")
+    res = run_harness(a.ckpt, _task_names(a.tasks), a.task_dir, a.hf_tokenizer, a.batch_size, a.limit, a.device,
+                      a.num_fewshot, a.dtype or "float32", a.tokenizer)
     for task, metrics in res.items():
         print(f"{task:>16}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     _write_json(a.json, res)
+
+
+def cmd_export(a):
+    export_hf(a.ckpt, a.out_dir, a.tokenizer)
 
 
 def cmd_compare(a):
@@ -701,15 +829,22 @@ def main(argv=None):
         s.add_argument("--tasks", default="all", help=f"comma-separated, from: {', '.join(TASKS)}")
         s.add_argument("--limit", type=int, default=None, help="first N examples of each task")
         s.add_argument("--batch_size", type=int, default=16, help="(context, choice) pairs per forward")
-        s.add_argument("--hf_tokenizer", default=None, help="harness: HF tokenizer name or dir (default gpt2)")
+        s.add_argument("--hf_tokenizer", default=None,
+                       help="harness: a Hugging Face tokenizer (name or folder) instead of the exported one")
         s.add_argument("--num_fewshot", type=int, default=0)
         s.add_argument("--json", default=None)
+        s.add_argument("--task_dir", default=task_dir, help="folder of the task JSONL files")
+        s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"],
+                       help="default: the checkpoint's dataset's")
         if name == "tasks":
-            s.add_argument("--task_dir", default=task_dir, help="folder of the task JSONL files")
-            s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"],
-                           help="default: the checkpoint's dataset's")
             s.add_argument("--harness", action="store_true", help="run lm-evaluation-harness instead")
         s.set_defaults(fn=fn)
+
+    s = sub.add_parser("export", help="write a checkpoint as a Hugging Face folder (model and tokenizer)")
+    s.add_argument("ckpt", help="checkpoint file or run folder")
+    s.add_argument("out_dir", help="the folder to write (new, empty or an earlier export)")
+    s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"], help="default: the checkpoint's dataset's")
+    s.set_defaults(fn=cmd_export)
 
     s = sub.add_parser("compare", help="loss curves of runs, speedup at equal loss against the first run")
     s.add_argument("runs", nargs="+", help="run folders (out_dir); the first is the baseline")

@@ -316,9 +316,14 @@ def from_hf(path):
         config = GPTConfig(arch="gpt2", block_size=hf["n_positions"], vocab_size=hf["vocab_size"],
                            n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
                            intermediate_size=hf.get("n_inner") or 4 * hf["n_embd"], bias=True,
-                           tie_embeddings=True, norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+                           tie_embeddings=hf.get("tie_word_embeddings", True),
+                           norm_eps=hf.get("layer_norm_epsilon", 1e-5),
                            scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False))
         ours = _gpt2_from_hf_state(sd, config)
+        if not config.tie_embeddings:  # an untied GPT-2 saves its head as lm_head.weight (transformers does too)
+            if "lm_head.weight" not in sd:
+                raise ValueError(f"{cfg_file}: tie_word_embeddings is false but {path} has no lm_head.weight")
+            ours["lm_head.weight"] = sd["lm_head.weight"]
     elif kind == "llama":
         rope = {**(hf.get("rope_parameters") or {}), **(hf.get("rope_scaling") or {})}  # transformers 4.x / 5.x
         unsupported = {"rope type": rope.get("rope_type", rope.get("type", "default")),
@@ -331,7 +336,8 @@ def from_hf(path):
         config = GPTConfig(arch="llama", block_size=hf["max_position_embeddings"], vocab_size=hf["vocab_size"],
                            n_layer=hf["num_hidden_layers"], n_head=hf["num_attention_heads"],
                            n_kv_head=hf.get("num_key_value_heads") or hf["num_attention_heads"],
-                           n_embd=hf["hidden_size"], intermediate_size=hf["intermediate_size"], bias=False,
+                           n_embd=hf["hidden_size"], intermediate_size=hf["intermediate_size"],
+                           bias=_llama_bias(hf, cfg_file),
                            tie_embeddings=hf.get("tie_word_embeddings", False),
                            norm_eps=hf.get("rms_norm_eps", 1e-6),
                            rope_theta=hf.get("rope_theta") or rope.get("rope_theta", 10000.0))
@@ -346,6 +352,17 @@ def from_hf(path):
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return model
+
+
+def _llama_bias(hf, cfg_file):
+    """HF Llama has two bias settings, attention_bias (q, k, v, o projections) and mlp_bias (gate, up, down);
+    nanogrow's one GPTConfig.bias puts biases in all seven, so it can express only the two being equal."""
+    attn, mlp = bool(hf.get("attention_bias", False)), bool(hf.get("mlp_bias", False))
+    if attn != mlp:
+        raise ValueError(f"{cfg_file}: attention_bias={attn} and mlp_bias={mlp} are not supported: nanogrow's llama "
+                         f"has one bias setting for the attention and MLP projections alike, so it loads only a "
+                         f"Llama whose attention_bias and mlp_bias are equal")
+    return attn
 
 
 def _gpt2_from_hf_state(sd, config):
@@ -381,10 +398,19 @@ def _llama_key_to_hf(k):
     return k
 
 
-def to_hf(model, path):
+def to_hf(model, path, tokenizer=None):
     """Write a GPT as a Hugging Face directory (config.json + model.safetensors, or pytorch_model.bin when
-    safetensors is not installed) with the official key names, loadable by transformers' AutoModelForCausalLM."""
+    safetensors is not installed) with the official key names, loadable by transformers' AutoModelForCausalLM.
+
+    tokenizer: the one the model was trained with (data.prepare.get_tokenizer's, or any object with eot, n_vocab
+    and save_pretrained(path, model_max_length)): its Hugging Face files go in the folder too, so that
+    AutoTokenizer loads it, and its end-of-text id is the config's bos and eos id. Without one, the folder holds
+    no tokenizer and bos/eos are null (not transformers' defaults, which belong to other vocabularies)."""
     c = model.config
+    if tokenizer is not None and tokenizer.n_vocab > c.vocab_size:
+        raise ValueError(f"to_hf: the tokenizer has {tokenizer.n_vocab} ids but the model's vocab_size is "
+                         f"{c.vocab_size}: the model was trained with another tokenizer")
+    eot = None if tokenizer is None else int(tokenizer.eot)
     sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with torch.device("meta"):
         extra = sorted(set(sd) - set(GPT(c).state_dict()))
@@ -397,25 +423,28 @@ def to_hf(model, path):
                   "n_positions": c.block_size, "n_ctx": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer,
                   "n_head": c.n_head, "n_inner": c.intermediate_size, "activation_function": "gelu_new",
                   "layer_norm_epsilon": c.norm_eps, "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
-                  "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "tie_word_embeddings": True}
-        if not c.tie_embeddings:
-            raise ValueError("to_hf: Hugging Face GPT-2 always ties the embedding and LM head; this model does not")
+                  "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "tie_word_embeddings": c.tie_embeddings}
         out = _gpt2_to_hf_state(sd, c)
+        if not c.tie_embeddings:  # transformers' GPT2LMHeadModel with tie_word_embeddings=False reads it back
+            out["lm_head.weight"] = sd["lm_head.weight"]
     else:
         hf_cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": c.vocab_size,
                   "hidden_size": c.n_embd, "intermediate_size": c.intermediate_size, "num_hidden_layers": c.n_layer,
                   "num_attention_heads": c.n_head, "num_key_value_heads": c.n_kv_head, "hidden_act": "silu",
                   "max_position_embeddings": c.block_size, "rms_norm_eps": c.norm_eps, "rope_theta": c.rope_theta,
-                  "tie_word_embeddings": c.tie_embeddings, "attention_bias": False, "mlp_bias": False}
-        if c.bias or c.scale_attn_by_inverse_layer_idx:
-            raise ValueError("to_hf: this Llama model has biases or scale_attn_by_inverse_layer_idx, which Hugging "
-                             "Face Llama cannot express")
+                  "tie_word_embeddings": c.tie_embeddings, "attention_bias": c.bias, "mlp_bias": c.bias}
+        if c.scale_attn_by_inverse_layer_idx:
+            raise ValueError("to_hf: this Llama model has scale_attn_by_inverse_layer_idx, which Hugging Face Llama "
+                             "cannot express")
         out = {_llama_key_to_hf(k): v for k, v in sd.items()}
         if c.tie_embeddings:
             out.pop("lm_head.weight", None)
+    hf_cfg["bos_token_id"] = hf_cfg["eos_token_id"] = eot
     hf_cfg["torch_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(hf_cfg, f, indent=2)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path, model_max_length=c.block_size)
     out = {k: v.contiguous().clone() for k, v in out.items()}
     try:
         from safetensors.torch import save_file

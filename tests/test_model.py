@@ -75,7 +75,9 @@ def exported_keys(path):
 
 
 @pytest.mark.parametrize("arch,kw", [("gpt2", {"bias": True}), ("gpt2", {}), ("llama", {}),
-                                     ("llama", {"tie_embeddings": True}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True})])
+                                     ("llama", {"tie_embeddings": True}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True}),
+                                     ("gpt2", {"tie_embeddings": False}), ("gpt2", {"tie_embeddings": False, "bias": True}),
+                                     ("llama", {"bias": True}), ("llama", {"bias": True, "tie_embeddings": True})])
 def test_hf_round_trip_identical_logits_and_official_keys(tmp_path, arch, kw):
     m = tiny(arch, **kw).eval()
     with torch.no_grad():  # non-trivial norms and biases, so a dropped or transposed tensor would show
@@ -91,9 +93,15 @@ def test_hf_round_trip_identical_logits_and_official_keys(tmp_path, arch, kw):
         want |= {f"transformer.h.{i}.{k}" for i in range(2) for k in HF_GPT2_BLOCK_KEYS}
     else:
         assert cfg["model_type"] == "llama" and cfg["num_key_value_heads"] == 2
+        assert cfg["attention_bias"] is cfg["mlp_bias"] is m.config.bias
         want = {"model.embed_tokens.weight", "model.norm.weight"} | {f"model.layers.{i}.{k}" for i in range(2) for k in HF_LLAMA_BLOCK_KEYS}
-        if not m.config.tie_embeddings:
-            want.add("lm_head.weight")
+        if m.config.bias:
+            want |= {f"model.layers.{i}.{k.replace('.weight', '.bias')}" for i in range(2) for k in HF_LLAMA_BLOCK_KEYS
+                     if "layernorm" not in k}
+    if not m.config.tie_embeddings:  # an untied head is saved as lm_head.weight, GPT-2 or Llama
+        want.add("lm_head.weight")
+    assert cfg["tie_word_embeddings"] is m.config.tie_embeddings
+    assert cfg["bos_token_id"] is None and cfg["eos_token_id"] is None  # no tokenizer given: no ids to claim
     assert set(sd) == want
     m2 = from_hf(str(tmp_path)).eval()
     x = torch.randint(0, 101, (2, 16))
@@ -170,8 +178,14 @@ def test_hf_llama_rope_settings_read_from_either_config_layout(tmp_path):
 
 def test_hf_settings_nanogrow_cannot_express_are_refused(tmp_path):
     """Either direction: a setting the other side has no place for is an error, never silently dropped."""
-    with pytest.raises(ValueError, match="biases or scale_attn_by_inverse_layer_idx"):
+    with pytest.raises(ValueError, match="Llama model has scale_attn_by_inverse_layer_idx"):
         to_hf(tiny("llama", scale_attn_by_inverse_layer_idx=True), str(tmp_path / "llama"))
+    to_hf(tiny("llama", bias=True), str(tmp_path / "llama"))
+    cfg = json.load(open(tmp_path / "llama" / "config.json"))
+    for attn, mlp in ((True, False), (False, True)):  # one bias flag here: HF's two must agree, and are named
+        (tmp_path / "llama" / "config.json").write_text(json.dumps(dict(cfg, attention_bias=attn, mlp_bias=mlp)))
+        with pytest.raises(ValueError, match=f"attention_bias={attn} and mlp_bias={mlp} are not supported"):
+            from_hf(str(tmp_path / "llama"))
     to_hf(tiny("gpt2"), str(tmp_path / "gpt2"))
     cfg = json.load(open(tmp_path / "gpt2" / "config.json"))
     for key, value in (("activation_function", "relu"), ("scale_attn_weights", False)):

@@ -1,0 +1,259 @@
+"""Hugging Face export and import checked against transformers itself, the exported tokenizer against tiktoken,
+and `eval.py harness` (lm-evaluation-harness, offline) against `eval.py tasks`. Tests that need transformers or
+lm_eval are skipped without them; the file-level checks run everywhere."""
+
+import inspect
+import json
+import os
+
+import pytest
+import torch
+
+import eval as E
+from data.prepare import ByteTokenizer, bpe_merges, bytes_to_unicode, get_tokenizer
+from model import GPT, GPTConfig, config_dict, from_hf, to_hf
+from runs import save_checkpoint
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "tasks")
+EXPORT_FILES = {"config.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"}
+
+
+def tiny(arch, vocab_size=101, seed=0, **kw):
+    base = dict(arch=arch, block_size=32, vocab_size=vocab_size, n_layer=2, n_head=4, n_embd=32)
+    if arch == "llama":
+        base.update(n_kv_head=2)
+    base.update(kw)
+    torch.manual_seed(seed)
+    m = GPT(GPTConfig(**base)).eval()
+    with torch.no_grad():  # non-trivial norms, biases and head, so a dropped or misplaced tensor would show
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
+def real_text():
+    """A few thousand characters of real code and prose, then whitespace runs, unicode and the end-of-text token."""
+    import textwrap
+    return (inspect.getsource(textwrap)[:6000] + "\n\n\n    \t\t  x   \n \n"
+            + "naïve café — 日本語のテキスト, Ελληνικά, emoji 🙂🙃 a\u00a0b\u200bc Ω≈√ 'll 're 's 've'\n"
+            + "  <|endoftext|> after the end  <|endoftext|><|endoftext|>\n  ")
+
+
+# 13 variants, as the issue counts them: every combination each side can express
+VARIANTS = [("gpt2", {}), ("gpt2", {"bias": True}), ("gpt2", {"tie_embeddings": False}),
+            ("gpt2", {"tie_embeddings": False, "bias": True}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True}),
+            ("gpt2", {"scale_attn_by_inverse_layer_idx": True, "tie_embeddings": False, "bias": True}),
+            ("gpt2", {"n_head": 2, "intermediate_size": 48}),
+            ("llama", {}), ("llama", {"tie_embeddings": True}), ("llama", {"bias": True}),
+            ("llama", {"bias": True, "tie_embeddings": True}), ("llama", {"n_kv_head": 4, "rope_theta": 500000.0}),
+            ("llama", {"n_kv_head": 1, "intermediate_size": 40})]
+
+
+# --- export and import, both ways, against transformers ---------------------------------------------------------
+
+@pytest.mark.parametrize("arch,kw", VARIANTS)
+def test_export_and_import_agree_with_transformers(tmp_path, arch, kw):
+    """Ours -> to_hf -> transformers, and transformers' own save_pretrained -> from_hf: the same logits."""
+    transformers = pytest.importorskip("transformers")
+    m = tiny(arch, **kw)
+    x = torch.randint(0, 101, (2, 24))
+    to_hf(m, str(tmp_path / "ours"))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "ours")).eval()
+    assert hf.config.tie_word_embeddings is m.config.tie_embeddings
+    with torch.no_grad():
+        torch.testing.assert_close(hf(x).logits, m(x)[0], rtol=0, atol=1e-5)
+        # the other way: a model transformers made and saved itself (its own init, its own key names)
+        cfg = transformers.AutoConfig.from_pretrained(str(tmp_path / "ours"))
+        torch.manual_seed(1)
+        theirs = transformers.AutoModelForCausalLM.from_config(cfg).eval()
+        for p in theirs.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        theirs.save_pretrained(str(tmp_path / "theirs"))
+        back = from_hf(str(tmp_path / "theirs")).eval()
+        assert back.config.tie_embeddings is m.config.tie_embeddings
+        torch.testing.assert_close(back(x)[0], theirs(x).logits, rtol=0, atol=1e-5)
+        if not m.config.tie_embeddings:  # the untied head is its own, read back exactly
+            assert not torch.equal(back.lm_head.weight, back.wte.weight)
+            torch.testing.assert_close(back.lm_head.weight, theirs.lm_head.weight, rtol=0, atol=0)
+
+
+def test_untied_gpt2_round_trip_without_transformers(tmp_path):
+    m = tiny("gpt2", tie_embeddings=False, bias=True)
+    to_hf(m, str(tmp_path))
+    assert json.load(open(tmp_path / "config.json"))["tie_word_embeddings"] is False
+    back = from_hf(str(tmp_path)).eval()
+    assert back.lm_head.weight is not back.wte.weight
+    x = torch.randint(0, 101, (2, 16))
+    torch.testing.assert_close(back(x)[0], m(x)[0], rtol=0, atol=1e-6)
+    # an untied config whose weights lack the head is an error, not a silently tied model
+    if (tmp_path / "model.safetensors").exists():
+        from safetensors.torch import load_file, save_file
+        sd = load_file(str(tmp_path / "model.safetensors"))
+        del sd["lm_head.weight"]
+        save_file(sd, str(tmp_path / "model.safetensors"))
+    else:  # no safetensors installed: to_hf wrote pytorch_model.bin
+        sd = torch.load(tmp_path / "pytorch_model.bin", weights_only=True)
+        del sd["lm_head.weight"]
+        torch.save(sd, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError, match="tie_word_embeddings is false but .* has no lm_head.weight"):
+        from_hf(str(tmp_path))
+    # a tokenizer with more ids than the model has rows is another model's
+    with pytest.raises(ValueError, match="the tokenizer has 256 ids but the model's vocab_size is 101"):
+        to_hf(m, str(tmp_path / "other"), ByteTokenizer())
+
+
+# --- the exported tokenizer ----------------------------------------------------------------------------------------
+
+def test_gpt2_merges_rebuilt_from_the_ranks(tmp_path):
+    """GPT-2's merges.txt, known line by line: the first merges and their count (ranks 256..50255)."""
+    tok = get_tokenizer("gpt2")
+    tok.save_pretrained(str(tmp_path), model_max_length=64)
+    lines = (tmp_path / "merges.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("#version") and len(lines) == 1 + 50000
+    assert lines[1:5] == ["Ġ t", "Ġ a", "h e", "i n"]
+    vocab = json.load(open(tmp_path / "vocab.json", encoding="utf-8"))
+    assert len(vocab) == 50257 and vocab["<|endoftext|>"] == 50256 and vocab["Ġthe"] == 262 and vocab["!"] == 0
+    cfg = json.load(open(tmp_path / "tokenizer_config.json"))
+    assert cfg["eos_token"] == cfg["bos_token"] == "<|endoftext|>" and cfg["model_max_length"] == 64
+    enc = bytes_to_unicode()
+    assert len(set(enc.values())) == 256 and enc[ord(" ")] == "Ġ" and enc[ord("a")] == "a"
+    assert bpe_merges({b"a": 0, b"b": 1, b"c": 2, b"ab": 3, b"abc": 4}) == [(b"a", b"b"), (b"ab", b"c")]
+
+
+def test_exported_gpt2_tokenizer_gives_tiktokens_ids(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    tok = get_tokenizer("gpt2")
+    tok.save_pretrained(str(tmp_path / "fast"))
+    text = real_text()
+    want = tok.enc.encode(text, allowed_special={"<|endoftext|>"})  # the end-of-text token is 50256 in both
+    assert 50256 in want and len(text) > 6000
+    slow = tmp_path / "files_only"  # vocab.json + merges.txt alone (no `tokenizers` package): the same ids
+    slow.mkdir()
+    for f in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (slow / f).write_bytes((tmp_path / "fast" / f).read_bytes())
+    for d in (tmp_path / "fast", slow):
+        hf = transformers.AutoTokenizer.from_pretrained(str(d))
+        assert hf.encode(text, add_special_tokens=False) == want
+        assert hf.eos_token_id == hf.bos_token_id == 50256 and len(hf) == 50257
+        assert hf.decode(want) == text and hf.decode(tok.encode("a <|endoftext|> b")) == "a <|endoftext|> b"
+    ordinary = real_text().replace("<|endoftext|>", "")  # text without the special token: encode_ordinary's ids
+    assert hf.encode(ordinary, add_special_tokens=False) == tok.encode(ordinary)
+
+
+def test_exported_byte_tokenizer_gives_byte_ids(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    bt = ByteTokenizer()
+    bt.save_pretrained(str(tmp_path))
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    text = real_text().replace("<|endoftext|>", "")
+    ids = hf.encode(text, add_special_tokens=False)
+    assert ids == bt.encode(text) and max(ids) < 256 and len(hf) == 256
+    assert hf.eos_token_id == hf.bos_token_id == bt.eot == 0
+    assert hf.decode(ids) == text == bt.decode(ids)
+    assert hf.decode([0] + ids[:10] + [0], skip_special_tokens=True) == bt.decode([0] + ids[:10] + [0])
+    assert hf.encode("a\0b", add_special_tokens=False) == bt.encode("a\0b") == [97, 98]  # NUL is no text
+
+
+# --- the export command: a complete, loadable folder ---------------------------------------------------------------
+
+def save_run(path, model, tokenizer):
+    """A run folder whose checkpoint names a dataset made with `tokenizer`, as train.py's does."""
+    ds = path / "dataset"
+    ds.mkdir(parents=True)
+    tok = get_tokenizer(tokenizer)
+    (ds / "meta.json").write_text(json.dumps({"tokenizer": tokenizer, "vocab_size": tok.n_vocab, "dtype": "uint16",
+                                              "domains": {"text": {"train_tokens": 1, "val_tokens": 1}}}))
+    save_checkpoint({"model": model.state_dict(), "model_args": config_dict(model.config), "iter_num": 1,
+                     "config": {"dataset": str(ds)}}, str(path / "ckpt_0000001.pt"))
+    return str(path)
+
+
+@pytest.mark.parametrize("arch,tokenizer,vocab", [("gpt2", "gpt2", 50304), ("llama", "byte", 256)])
+def test_export_command_writes_model_and_tokenizer(tmp_path, arch, tokenizer, vocab):
+    m = tiny(arch, vocab_size=vocab, n_layer=1, n_embd=16)
+    run = save_run(tmp_path / "run", m, tokenizer)
+    out = tmp_path / "hf"
+    assert E.main(["export", run, str(out)]) == 0
+    files = set(os.listdir(out))
+    assert EXPORT_FILES <= files and ("model.safetensors" in files) != ("pytorch_model.bin" in files)
+    cfg = json.load(open(out / "config.json"))
+    eot = get_tokenizer(tokenizer).eot
+    assert cfg["bos_token_id"] == cfg["eos_token_id"] == eot < cfg["vocab_size"] == vocab
+    tcfg = json.load(open(out / "tokenizer_config.json"))
+    assert tcfg["added_tokens_decoder"] == {str(eot): {**tcfg["added_tokens_decoder"][str(eot)],
+                                                       "content": "<|endoftext|>", "special": True}}
+    assert tcfg["model_max_length"] == m.config.block_size
+    x = torch.randint(0, 256, (1, 16))
+    torch.testing.assert_close(from_hf(str(out))(x)[0], m(x)[0], rtol=0, atol=1e-6)
+    assert E.main(["export", run, str(out)]) == 0  # an earlier export is replaced
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert E.main(["export", run, str(tmp_path / "other")]) == 1  # a folder of other files is left alone
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("arch,tokenizer,vocab", [("gpt2", "gpt2", 50257), ("llama", "byte", 256)])
+def test_transformers_generates_our_greedy_tokens(tmp_path, arch, tokenizer, vocab):
+    """AutoModelForCausalLM + AutoTokenizer on the exported folder, nothing else: GPT.generate's greedy tokens."""
+    transformers = pytest.importorskip("transformers")
+    m = tiny(arch, vocab_size=vocab, n_layer=1, n_embd=16)
+    run = save_run(tmp_path / "run", m, tokenizer)
+    assert E.main(["export", run, str(tmp_path / "hf")]) == 0
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+    tok = get_tokenizer(tokenizer)
+    prompt = "def greet(name):\n    return"
+    ids = hf_tok(prompt, return_tensors="pt")["input_ids"]
+    assert ids[0].tolist() == tok.encode(prompt)
+    n = 12
+    ours = m.generate(ids, n, top_k=1)[0, ids.shape[1]:].tolist()
+    theirs = hf.generate(ids, max_new_tokens=n, do_sample=False, pad_token_id=hf_tok.eos_token_id)[0, ids.shape[1]:]
+    theirs = theirs.tolist()
+    assert theirs == ours[:len(theirs)]  # transformers stops at eos (the exported eos id), ours runs on
+    assert len(theirs) == n or theirs[-1] == tok.eot
+    assert hf_tok.decode(theirs) == tok.decode(theirs)
+
+
+# --- the harness, offline, against `eval.py tasks` -------------------------------------------------------------------
+
+def harness_available():
+    pytest.importorskip("lm_eval")
+    pytest.importorskip("accelerate")  # lm_eval's "hf" model needs it (pip install 'lm_eval[hf]')
+
+
+@pytest.mark.parametrize("arch,tokenizer,vocab", [("gpt2", "gpt2", 50257), ("llama", "byte", 256)])
+def test_harness_scores_every_item_as_tasks_does(tmp_path, arch, tokenizer, vocab, monkeypatch):
+    harness_available()
+    m = tiny(arch, vocab_size=vocab, n_layer=1, n_embd=16, block_size=64)
+    with torch.no_grad():  # sharper distributions, so that choices differ clearly
+        m.lm_head.weight.mul_(20)
+    run = save_run(tmp_path / "run", m, tokenizer)
+    for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(k, raising=False)  # run_harness must make itself offline
+    names = list(E.TASKS)
+    results, samples = E.run_harness(run, names, FIXTURES, device="cpu", return_samples=True, log=lambda *a: None)
+    assert os.environ.get("HF_HUB_OFFLINE") is None  # and leave the environment as it found it
+    tok = get_tokenizer(tokenizer)
+    ours = E.evaluate_tasks(m, tok, FIXTURES, names, log=lambda *a: None)
+    for name in names:
+        examples = E.load_task(FIXTURES, name)
+        scores = E.example_scores(m, tok, examples)
+        want = [[ll for ll, _ in s] for s in scores]
+        assert len(samples[name]) == len(want), name
+        for a, b in zip(samples[name], want):  # every (context, continuation) pair, as the harness scored it
+            assert a == pytest.approx(b, abs=1e-3, rel=1e-5), name
+        assert results[name]["acc"] == ours[name]["acc"], name
+        if "acc_norm" in ours[name]:
+            assert results[name]["acc_norm"] == ours[name]["acc_norm"], name
+        if name == "lambada":
+            assert results[name]["perplexity"] == pytest.approx(ours[name]["ppl"], rel=1e-4)
+    assert 0 < sum(r["acc"] for r in results.values()) < len(names)  # not all right or all wrong
+
+
+def test_harness_missing_task_file_is_named(tmp_path, capsys):
+    harness_available()
+    m = tiny("llama", vocab_size=256, n_layer=1, n_embd=16)
+    run = save_run(tmp_path / "run", m, "byte")
+    assert E.main(["harness", run, "--tasks", "piqa", "--task_dir", str(tmp_path / "none"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "piqa.jsonl not found" in err and "Traceback" not in err
