@@ -638,6 +638,18 @@ def _g(x, spec=".4g"):
     return "-" if x is None else format(x, spec)
 
 
+def paper_curve(tokens_curve, events):
+    """A run's [(tokens, loss)] with tokens counted in the Gstack paper's convention (grow.paper_tokens): tokens
+    before the run's growth count 1/g each, g the growth factor of its grow event. Unchanged for a run that never
+    grew."""
+    grows = [e for e in events if e.get("event") == "grow"]
+    if not grows or not tokens_curve:
+        return tokens_curve
+    g = grow.growth_factor(grows[0]["before"], grows[0]["after"])
+    xs = grow.paper_tokens([x for x, _ in tokens_curve], grows[0]["tokens"], g)
+    return [(float(x), loss) for x, (_, loss) in zip(xs, tokens_curve)]
+
+
 def compare_runs(run_dirs, target=None, plot=None, log=print):
     """Print and return a comparison of runs against the first (the baseline, e.g. scratch): val loss at matched
     tokens and FLOPs, tokens and FLOPs to reach `target` (default: the baseline's final val loss), speedups."""
@@ -661,20 +673,22 @@ def compare_runs(run_dirs, target=None, plot=None, log=print):
             losses = [loss_at(curve(ev, x), g) for g in grid]
             summary["runs"].setdefault(name, {})[f"loss_at_{x}"] = dict(zip(grid, losses))
             log(f"{name:<{w}}" + "".join(f"{_g(v, '.4f'):>12}" for v in losses))
-    log(f"\nto reach val loss {target:.4f} (speedup = baseline / run - 1, at equal loss):")
-    log(f"{'run':<{w}}{'final loss':>11}{'tokens':>12}{'FLOPs':>12}{'speedup':>10}{'token sp.':>11}")
+    log(f"\nto reach val loss {target:.4f} (speedup = baseline / run - 1, at equal loss; 'sp. FLOPs' counts exact "
+        f"FLOPs, 'sp. paper' the Gstack paper's convention: a small-model token = 1/g of a large-model token):")
+    log(f"{'run':<{w}}{'final loss':>11}{'tokens':>12}{'FLOPs':>12}{'sp. FLOPs':>11}{'sp. paper':>11}{'sp. tokens':>11}")
     base_t, base_f = curve(base_evals, "tokens"), curve(base_evals, "flops")
-    for name, ev, _ in runs:
+    for name, ev, events in runs:
         t, f = curve(ev, "tokens"), curve(ev, "flops")
         row = {"final_loss": float(ev[-1]["val_loss_mean"]), "tokens_to_target": tokens_to_reach(t, target),
                "flops_to_target": tokens_to_reach(f, target) if f else None,
                "speedup": speedup(base_f, f, target) if f and base_f else None,
+               "speedup_paper": speedup(base_t, paper_curve(t, events), target),
                "token_speedup": speedup(base_t, t, target)}
         summary["runs"].setdefault(name, {}).update(row)
-        sp, tsp = row["speedup"], row["token_speedup"]
         log(f"{name:<{w}}{row['final_loss']:>11.4f}{_g(row['tokens_to_target'], '.4g'):>12}"
-            f"{_g(row['flops_to_target'], '.4g'):>12}{'-' if sp is None else f'{sp:+.1%}':>10}"
-            f"{'-' if tsp is None else f'{tsp:+.1%}':>11}")
+            f"{_g(row['flops_to_target'], '.4g'):>12}" +
+            "".join(f"{'-' if row[k] is None else f'{row[k]:+.1%}':>11}"
+                    for k in ("speedup", "speedup_paper", "token_speedup")))
     if plot:
         plot_curves(runs, plot, target)
         log(f"\nwrote {plot}")

@@ -840,15 +840,21 @@ def speedups_at_loss(scratch, grown, target, grow_tokens, g):
 # Argument checks: every public function above calls one guard first, so the algorithms read without them.
 # Each raises ValueError (TypeError for an unknown option) saying what is wrong and what to do instead.
 
-def validate_growth(config, dim, op, factor=None, layer_map=None, n_embd=None):
+def validate_growth(config, dim, op, factor=None, layer_map=None, n_embd=None, opts=None):
     """Check growth settings against a model's config without growing anything, so a trainer can refuse bad
-    settings before it trains for hours and only then reaches the growth step. Raises ValueError like the growth."""
+    settings before it trains for hours and only then reaches the growth step. Raises ValueError (TypeError for an
+    unknown option) like the growth. opts: the operator's extra options, without the G_learn batches."""
+    opts = {k: v for k, v in (opts or {}).items()}
+    if op == "learn":
+        opts.setdefault("batches", ())  # the trainer supplies them at the growth step
     if dim == "depth":
         _check_op("grow_depth", op, DEPTH_OPS)
+        _check_opts("grow_depth", op, opts, ("batches", "steps", "lr") if op == "learn" else ())
         _check_layer_map(config.n_layer, op, factor, layer_map)
     elif dim == "width":
         _check_op("grow_width", op, WIDTH_OPS)
         _check_width_config(config, n_embd, None, None, "grow_width")
+        _check_width_opts("grow_width", op, opts, config, n_embd)
     else:
         raise ValueError(f"growth dim={dim!r}: expected 'depth' or 'width'")
 
@@ -899,13 +905,18 @@ def _check_layer_map(n_layer, op, factor, layer_map):
 def _check_grow_width_args(model, n_embd, op, intermediate_size, n_head, noise, opts):
     who = "grow_width"
     _check_op(who, op, WIDTH_OPS)
+    _check_growable(model, who)
+    _check_noise(who, noise)
+    _check_width_config(model.config, n_embd, n_head, intermediate_size, who)
+    _check_width_opts(who, op, opts, model.config, n_embd)
+    if op == "learn":
+        _check_learn_opts("grow_width(op='learn')", opts)
+
+
+def _check_width_opts(who, op, opts, small, n_embd):
     allowed = {"direct": ("hidden",), "zero": ("hidden", "layout", "rescale_norms"), "random": ("schedule",),
                "learn": ("batches", "steps", "lr")}[op]
     _check_opts(who, op, opts, allowed)
-    _check_growable(model, who)
-    _check_noise(who, noise)
-    small = model.config
-    _check_width_config(small, n_embd, n_head, intermediate_size, who)
     hidden = opts.get("hidden")
     if hidden is not None and hidden not in ("random", "duplicate", "zero"):
         raise ValueError(f"{who}: hidden={hidden!r}; expected 'random', 'duplicate' or 'zero'")
@@ -916,8 +927,6 @@ def _check_grow_width_args(model, n_embd, op, intermediate_size, n_head, noise, 
                         ("rescale_norms", (True, False))):
         if opt in opts and not any(opts[opt] is v or (isinstance(v, str) and opts[opt] == v) for v in values):
             raise ValueError(f"{who}: {opt}={opts[opt]!r}; expected {' or '.join(map(repr, values))}")
-    if op == "learn":
-        _check_learn_opts("grow_width(op='learn')", opts)
 
 
 def _check_width_config(config, n_embd, n_head, intermediate_size, who):

@@ -108,11 +108,14 @@ grow_learn_steps = 50           # 'learn' (LiGO): steps training the growth maps
 grow_learn_lr = 1e-3
 grow_schedule = "restart"       # after growth: 'restart' warmup + cosine (the paper) or 'continue' the schedule
 grow_learning_rate = 0.0        # peak LR of the grown model (0: learning_rate); the paper's base uses 1e-3
+grow_opts = None                # more options of the operator (grow.py), e.g. {'schedule': 'single'} or
+                                # {'layout': 'fan_out_zero', 'rescale_norms': False}; None: the official defaults
 # inheritance (inherit.py): init_from='inherit' takes blocks of the reference in inherit_from
 inherit_from = ""
 inherit_n_layer = 0
 inherit_layers = None
 inherit_parts = None
+inherit_fresh_init = None       # what is not inherited: None/'model' (GPT's init) | 'torch' (official OpenLLaMA code)
 # system
 device = "auto"                 # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
 dtype = "auto"                  # 'auto' (bfloat16 on a GPU that has it, else float32) | 'float32' | 'bfloat16' | 'float16'
@@ -138,7 +141,8 @@ for _name, _allowed in (("grow_dim", ("depth", "width")), ("grow_op", ("direct",
     if globals()[_name] not in _allowed:
         raise SystemExit(f"{_name}={globals()[_name]!r}: must be one of {', '.join(map(repr, _allowed))}")
 for _name, _type in (("n_kv_head", int), ("intermediate_size", int), ("tie_embeddings", bool), ("vocab_size", int),
-                     ("lr_decay_iters", int), ("grow_layer_map", list), ("inherit_layers", list), ("compile", bool)):
+                     ("lr_decay_iters", int), ("grow_layer_map", list), ("inherit_layers", list), ("compile", bool),
+                     ("grow_opts", dict), ("inherit_fresh_init", str)):
     if _type is int and isinstance(globals()[_name], float) and globals()[_name].is_integer():
         globals()[_name] = settings[_name] = int(globals()[_name])  # 2e4 written for 20000
     if globals()[_name] is not None and not isinstance(globals()[_name], _type):  # None defaults take any type
@@ -179,7 +183,7 @@ if fsdp and not ddp:
 if fsdp and dtype == "float16":  # GradScaler would see only each rank's gradient shard
     raise SystemExit("fsdp=True with dtype='float16' is not supported: use bfloat16 (or float32)")
 if fsdp and grow_dim == "width" and grow_op == "random" and (grow_at_tokens or init_from == "grow"):
-    raise SystemExit("widthwise G_random masks weights with parametrizations, which FSDP cannot shard: "
+    raise SystemExit("widthwise G_random masks new outputs with forward hooks and buffers, untested under FSDP: "
                      "grow with another op, or without fsdp")
 
 if total_batch_tokens:
@@ -214,9 +218,10 @@ def grown(small, at_iter):
         learn = {"batches": (batcher.get("train", data_offset + at_iter + k, 0, rank, world_size) for k in count()),
                  "steps": grow_learn_steps, "lr": grow_learn_lr}
     torch.manual_seed(seed + at_iter)  # every rank draws the same new weights
+    opts = {**(grow_opts or {}), **learn}
     if grow_dim == "depth":
-        return grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise, **learn)
-    return grow.grow_width(small, grow_n_embd, grow_op, noise=grow_noise, **learn)
+        return grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise, **opts)
+    return grow.grow_width(small, grow_n_embd, grow_op, noise=grow_noise, **opts)
 
 
 def learn_flops(big):
@@ -254,8 +259,9 @@ elif init_from == "grow":
     source = {"checkpoint": os.path.abspath(path), "iter_num": small_ckpt.get("iter_num"),
               "digest": small_ckpt.get("digest")}
     try:
-        grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
-    except ValueError as e:
+        grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd,
+                             grow_opts)
+    except (ValueError, TypeError) as e:
         raise SystemExit(f"init_from='grow' from {grow_from}: {e}") from None
     # the base trained on data steps [its offset, its offset + its iter_num); batches are a function of (seed, step),
     # so starting this run at step 0 would train the large model first on exactly those batches again
@@ -264,6 +270,7 @@ elif init_from == "grow":
     # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
     tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"] + learn_flops(model), 0
     del small_ckpt  # its optimizer state is not needed
+    two_step_growth = dict(before=config_dict(small.config), after=config_dict(model.config), op=grow_op, dim=grow_dim)
     log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
         f"to {model.config.n_layer} layers, {model.config.n_embd} wide; data from step {data_offset} ({grow_data})")
 elif init_from == "inherit":
@@ -272,7 +279,7 @@ elif init_from == "inherit":
     source = {"checkpoint": os.path.abspath(path), "iter_num": ref_ckpt.get("iter_num"),
               "digest": ref_ckpt.get("digest")}
     del ref_ckpt  # its optimizer state is not needed
-    kwargs = {} if inherit_parts is None else {"parts": inherit_parts}
+    kwargs = {k: v for k, v in (("parts", inherit_parts), ("fresh_init", inherit_fresh_init)) if v is not None}
     try:
         model = inherit.inherit(ref, inherit_n_layer, layers=inherit_layers, **kwargs)
     except ValueError as e:
@@ -285,8 +292,9 @@ else:
                      f"model directory (config.json + weights)")
 if grow_at_tokens and grow_iter is None:  # refuse bad growth settings now, not at the growth step hours later
     try:
-        grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd)
-    except ValueError as e:
+        grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd,
+                             grow_opts)
+    except (ValueError, TypeError) as e:
         raise SystemExit(f"growth settings: {e}") from None
 if block_size > model.config.block_size:
     raise SystemExit(f"block_size={block_size} is longer than the model's context ({model.config.block_size})")
@@ -322,7 +330,7 @@ def setup_training(model, optimizer_state=None):
 def full_state(everywhere=False):
     """(model, optimizer) state dicts of the whole model. Under FSDP they are gathered from the shards: onto rank
     0's CPU for a checkpoint, or onto every rank (everywhere=True) when all of them need the whole model."""
-    if not fsdp:  # plain_state_dict: a widthwise G_random ramp's masks folded in, so any GPT can load it
+    if not fsdp:  # with the buffers of a G_random ramp still running; grow.load_state restores them
         return grow.plain_state_dict(model), optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
     options = StateDictOptions(full_state_dict=True, cpu_offload=not everywhere)
@@ -394,6 +402,10 @@ def log_metrics(**m):
         f.write(json.dumps(m) + "\n")
     if wandb_log:
         wandb.log({k: v for k, v in m.items() if isinstance(v, (int, float))}, step=m["iter"])
+
+
+if init_from == "grow":  # the same event an in-run growth logs, so eval.py finds every run's growth the same way
+    log_metrics(event="grow", iter=0, tokens=tokens_seen, flops=flops_seen, two_step=True, **two_step_growth)
 
 
 def write_checkpoint():

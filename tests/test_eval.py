@@ -345,9 +345,10 @@ def test_compare_runs_speedup_and_plot(tmp_path):
     base = write_metrics(tmp_path / "scratch", [(t, t * fpt, a * (t * fpt) ** -b) for t in tokens])
     # the grown run: the same loss at half the FLOPs (its tokens cost the same per token here)
     grown_pts = [(t / k, t * fpt / k, a * (t * fpt) ** -b) for t in tokens]
+    small, big = ({"n_layer": n, "n_head": 2, "n_embd": 32, "vocab_size": 64, "block_size": 16} for n in (2, 8))
     grown = write_metrics(tmp_path / "gstack", grown_pts,
                           extra_lines=[json.dumps({"event": "grow", "iter": 3, "tokens": grown_pts[3][0],
-                                                   "flops": grown_pts[3][1], "before": {}, "after": {}}),
+                                                   "flops": grown_pts[3][1], "before": small, "after": big}),
                                        '{"iter": 99, "tokens": 1'])   # a line cut short by a crash
     notes = []
     s = E.compare_runs([base, grown], log=notes.append)
@@ -357,6 +358,9 @@ def test_compare_runs_speedup_and_plot(tmp_path):
     assert s["runs"]["gstack"]["speedup"] == pytest.approx(k - 1, rel=1e-9)
     assert s["runs"]["gstack"]["token_speedup"] == pytest.approx(k - 1, rel=1e-9)
     assert s["runs"]["gstack"]["flops_to_target"] == pytest.approx(tokens[-1] * fpt / k)
+    # the paper's convention: the tokens before the growth (2 -> 8 layers, g = 4) count a quarter each
+    d, reach = grown_pts[3][0], tokens[-1] / k
+    assert s["runs"]["gstack"]["speedup_paper"] == pytest.approx(tokens[-1] / (d / 4 + reach - d) - 1, rel=1e-9)
     assert any("not valid JSON" in n for n in notes)
     assert any("+100.0%" in n for n in notes)
     # a target the grown run never reaches

@@ -91,6 +91,10 @@ def test_init_from_grow_counts_the_small_phase_and_continues_its_data(tiny_datas
     assert first_eval["tokens"] == last_small["tokens"] and first_eval["flops"] == last_small["flops"]
     # G_zero keeps the function: the grown model's first val loss is the small model's last
     assert first_eval["val_loss_mean"] == pytest.approx(last_small["val_loss_mean"], abs=1e-5)
+    # the growth is logged as an in-run growth's is (eval.py compare reads g and the base's tokens from it), once
+    events = [e for e in b if e.get("event") == "grow"]
+    assert len(events) == 1 and events[0]["two_step"] and events[0]["tokens"] == last_small["tokens"]
+    assert (events[0]["before"]["n_layer"], events[0]["after"]["n_layer"]) == (2, 6)
     ck = load_checkpoint(checkpoint_paths(str(big))[-1])
     assert ck["model_args"]["n_layer"] == 6 and ck["data_offset"] == 10 and ck["sampler"]["step"] == 20
     # the base trained 10 steps on data steps 0..9; the grown run's first step trains on data step 10, a batch the
@@ -133,7 +137,10 @@ def test_ramped_and_learned_growth_in_a_run(tiny_dataset, tmp_path, dim, op, ext
     (["--grow_factor=0"], "growth settings: grow_depth: factor=0 must be >= 1: growth makes the model larger"),
     (["--grow_layer_map=[0, 1, 2]"], "layer_map[2]=2 names a layer that does not exist; the model has 2 layers"),
     (["--grow_dim=width", "--grow_n_embd=40"], "n_embd=40 is not a multiple of head_dim=16"),
-    (["--grow_op=stack"], "grow_op='stack': must be one of 'direct', 'zero', 'random', 'learn'")])
+    (["--grow_op=stack"], "grow_op='stack': must be one of 'direct', 'zero', 'random', 'learn'"),
+    (["--grow_dim=width", "--grow_n_embd=64", "--grow_op=random", "--grow_opts={'schedule':'fast'}"],
+     "schedule='fast'; expected 'msg' or 'single'"),
+    (["--grow_opts={'layout':'official'}"], "unexpected option(s) ['layout'] for op='direct'")])
 def test_bad_growth_settings_are_refused_before_training(tiny_dataset, tmp_path, bad, msg):
     p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path}", "--grow_at_tokens=1280"] + bad,
                   check=False)
