@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from configurator import ConfigError, apply_overrides, defaults_from_script
+from configurator import ConfigError, apply_overrides, check_device, defaults_from_script
 from model import GPT, GPTConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,12 +48,11 @@ def settings(argv):
     `attention`: 'auto' | 'flash' | 'efficient' | 'cudnn' | 'math' (the SDPA kernel, fixed while compiling)."""
     base = {**defaults_from_script(os.path.join(HERE, "train.py")), **GPT2_124M, **BENCH}
     s = apply_overrides(base, argv)
+    check_device(s["device"])  # one line for a device this machine does not have (cuda, cuda:N, mps)
     if s["device"] == "auto":
         s["device"] = "cuda" if torch.cuda.is_available() else "cpu"
     if s["device"] == "cpu":  # the same files and overrides over the CPU's shapes
         s = {**apply_overrides({**base, **CPU_SHAPES}, argv), "device": "cpu"}
-    if s["device"].startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={s['device']!r} but this torch sees no CUDA GPU; use --device=cpu")
     s["device_type"] = "cuda" if s["device"].startswith("cuda") else s["device"].split(":")[0]
     if s["dtype"] == "auto":
         s["dtype"] = "bfloat16" if s["device_type"] == "cuda" and torch.cuda.is_bf16_supported() else "float32"
@@ -158,8 +157,11 @@ def time_steps(steps, s):
         if s["device_type"] == "cuda":
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        for _ in range(s["warmup"]):
+        for i in range(s["warmup"]):
             step()
+            if i == 0 and name == next(iter(steps)):
+                sync(s["device_type"])
+                warn_if_long(time.perf_counter() - t0, s, len(steps))
         sync(s["device_type"])
         out[name] = {"warmup_s": time.perf_counter() - t0, "rounds_ms": []}
         if s["device_type"] == "cuda":  # this model's own peak, with the other models resident
@@ -177,6 +179,16 @@ def time_steps(steps, s):
         r["ms"] = statistics.median(r["rounds_ms"])
         r["tokens_per_s"] = steps[name].tokens / r["ms"] * 1000
     return out
+
+
+def warn_if_long(first_step_s, s, n_models):
+    """Say up front when the benchmark will take long (a GPU config on a CPU: minutes a step), from the first
+    step's time, which includes compilation and so overstates the rest."""
+    total = first_step_s * (s["warmup"] + s["steps"] * s["rounds"]) * n_models
+    if total > 120:
+        print(f"note: the first step took {first_step_s:.1f} s, so this benchmark may take up to {total / 60:.0f} min "
+              f"({s['warmup']} warm-up + {s['rounds']} x {s['steps']} timed steps{f' x {n_models} models' if n_models > 1 else ''}); "
+              f"Ctrl-C and pass fewer --warmup/--steps/--rounds or smaller shapes to shorten it", flush=True)
 
 
 def mfu(model_flops_per_token, tokens_per_s, s):
@@ -209,6 +221,11 @@ def main(argv):
     print(f"{c.arch} {c.n_layer}L {c.n_embd}d, {ours.num_params() / 1e6:.1f}M non-embedding params, batch "
           f"{s['batch_size']}x{s['block_size']}x{accum}, {where}, {s['dtype']}, compile={s['compile']}, "
           f"attention={s['attention']}")
+    step_flops = ours.flops_per_token(s["block_size"]) * steps["nanogrow"].tokens
+    if s["device_type"] == "cpu" and step_flops > 1e12:  # a GPU-sized config: say so before the first step
+        print(f"note: one step is {step_flops / 1e12:.1f} TFLOP ({steps['nanogrow'].tokens:,} tokens); a CPU does "
+              f"roughly 0.05-0.5 TFLOP/s, so expect {step_flops / 5e11:.0f}-{step_flops / 5e10:.0f} s a step; smaller "
+              f"shapes (--n_layer, --n_embd, --batch_size, --total_batch_tokens=0) run quicker", flush=True)
     res = time_steps(steps, s)
     flops = ours.flops_per_token(s["block_size"])  # nanoGPT's model has the same shapes, so the same FLOPs
     for name, r in res.items():

@@ -11,6 +11,7 @@ the run with the name and the list of valid settings instead of being silently i
 
 import ast
 import difflib
+import errno
 import json
 import os
 
@@ -47,20 +48,26 @@ def parse_value(text):
 
 def apply_overrides(defaults, argv):
     """Return a copy of `defaults` updated by config files and --key=value arguments, in order."""
-    config = dict(defaults)
+    return {**defaults, **given_settings(defaults, argv)}
+
+
+def given_settings(defaults, argv):
+    """The settings that config files and --key=value arguments give, in order (later ones win): what a user
+    asked for, as opposed to a default (train.py refuses a given model setting that a resumed run cannot honour)."""
+    given = {}
     for arg in argv:
         if arg.startswith("--"):
             key, sep, text = arg[2:].partition("=")
             if not sep:
                 raise ConfigError(f"argument {arg!r}: expected --key=value")
-            config[key] = _check(key, parse_value(text), defaults, "the command line")
+            given[key] = _check(key, parse_value(text), defaults, "the command line")
             continue
         if not os.path.isfile(arg):
             raise ConfigError(f"config file {arg!r} does not exist (arguments are config files or --key=value)")
         values = _read_config_file(arg)
         for key, value in values.items():
-            config[key] = _check(key, value, defaults, arg)
-    return config
+            given[key] = _check(key, value, defaults, arg)
+    return given
 
 
 def _read_config_file(path):
@@ -94,13 +101,12 @@ def settings_help(path):
     comment, under the section comments (what `--help` prints)."""
     with open(path) as f:
         lines = f.read().splitlines()
-    names = defaults_from_script(path)
-    tree = ast.parse("\n".join(lines), path)
-    assigned = [n.lineno for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
-                and isinstance(n.targets[0], ast.Name) and n.targets[0].id in names]
-    first, last = assigned[0] - 1, assigned[-1]
+    block = _settings_block(ast.parse("\n".join(lines), path))
+    first, last = block[0].lineno - 1, block[-1].end_lineno
     while first > 0 and lines[first - 1].startswith("# ") and not lines[first - 1].startswith("# ---"):
         first -= 1  # the section comment above the first setting
+    while last < len(lines) and lines[last].lstrip().startswith("#") and not lines[last].startswith("# ---"):
+        last += 1  # a comment continued on the lines after the last setting
     return "\n".join(lines[first:last])
 
 
@@ -109,13 +115,157 @@ def defaults_from_script(path):
     it (bench.py and the tests take train.py's settings this way, so every config file works for them too)."""
     with open(path) as f:
         tree = ast.parse(f.read(), path)
-    out = {}
-    for node in tree.body:  # the settings block: the first run of `name = literal` statements
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in _settings_block(tree)}
+
+
+def _settings_block(tree):
+    """The statements of the settings block: the first run of top-level `name = literal` assignments."""
+    block = []
+    for node in tree.body:
         try:
             if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
                 raise ValueError
-            out[node.targets[0].id] = ast.literal_eval(node.value)
+            ast.literal_eval(node.value)
+            block.append(node)
         except ValueError:
-            if out:
+            if block:
                 break  # e.g. setting_names = [...]: the block has ended
-    return out
+    return block
+
+
+# -------------------------------------------------------------------------------------------------------------
+# train.py's settings checked before anything is built: a bad value is named with what it may be, instead of a
+# traceback from deep inside PyTorch or a run that trains on silently wrong numbers (a negative min_lr turns the
+# learning rate negative mid-run)
+
+CHOICES = {"grow_dim": ("depth", "width"), "grow_op": ("direct", "zero", "random", "learn"),
+           "grow_schedule": ("restart", "continue"), "grow_data": ("continue", "replay"),
+           "nan_policy": ("stop", "skip"), "dtype": ("auto", "float32", "bfloat16", "float16"),
+           "arch": ("gpt2", "llama")}
+# settings whose default is None, so the configurator accepts any type for them: their type when not None
+NONE_DEFAULT_TYPES = {"n_kv_head": int, "intermediate_size": int, "tie_embeddings": bool, "vocab_size": int,
+                      "lr_decay_iters": int, "grow_layer_map": list, "inherit_layers": list, "compile": bool,
+                      "grow_opts": dict, "inherit_fresh_init": str}
+AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "log_interval",
+              "eval_iters", "keep_checkpoints", "n_layer", "n_head", "n_embd", "grow_learn_steps")
+AT_LEAST_0 = ("max_iters", "max_tokens", "total_batch_tokens", "warmup_iters", "learning_rate", "weight_decay",
+              "grad_clip", "grow_at_tokens", "grow_ramp_steps", "grow_learning_rate", "grow_n_embd")
+NONE_OR_AT_LEAST_1 = ("n_kv_head", "intermediate_size", "vocab_size", "lr_decay_iters")
+FRACTIONS = {"beta1": "[0, 1)", "beta2": "[0, 1)", "dropout": "[0, 1)", "grow_noise": "[0, 1]"}
+
+
+def check_train_settings(s):
+    """Refuse a train.py setting outside its range, naming it and the range; returns the settings with integral
+    floats of int settings made ints (2e4 written for 20000)."""
+    s = dict(s)
+    for name, allowed in CHOICES.items():
+        if s[name] not in allowed:
+            raise ConfigError(f"{name}={s[name]!r}: must be one of {', '.join(map(repr, allowed))}")
+    for name, kind in NONE_DEFAULT_TYPES.items():
+        if kind is int and isinstance(s[name], float) and s[name].is_integer():
+            s[name] = int(s[name])
+        if s[name] is not None and not isinstance(s[name], kind):
+            raise ConfigError(f"{name}={s[name]!r}: must be of type {kind.__name__}, or None")
+    for name in AT_LEAST_1:
+        _require(s, name, s[name] >= 1, "an integer >= 1")
+    for name in AT_LEAST_0:
+        _require(s, name, s[name] >= 0, ">= 0")
+    for name in NONE_OR_AT_LEAST_1:
+        _require(s, name, s[name] is None or s[name] >= 1, "None or an integer >= 1")
+    for name, interval in FRACTIONS.items():
+        upper_ok = s[name] <= 1 if interval.endswith("]") else s[name] < 1
+        _require(s, name, 0 <= s[name] and upper_ok, f"in {interval}")
+    _check_learning_rates(s)
+    if s["grow_op"] == "learn":
+        _require(s, "grow_learn_lr", s["grow_learn_lr"] > 0, "> 0 (grow_op='learn' trains its growth maps)")
+    return s
+
+
+def _require(s, name, ok, allowed):
+    if not ok:
+        raise ConfigError(f"{name}={s[name]!r}: must be {allowed}")
+
+
+def _check_learning_rates(s):
+    """The schedule decays from the peak (learning_rate, or grow_learning_rate after a growth) to min_lr: a
+    min_lr above a peak would make the "decay" a climb, a negative one a climb of the loss."""
+    if not s["decay_lr"]:
+        return
+    _require(s, "min_lr", s["min_lr"] >= 0, f">= 0 and <= learning_rate={s['learning_rate']!r}")
+    _require(s, "min_lr", s["min_lr"] <= s["learning_rate"], f"<= learning_rate={s['learning_rate']!r} (the cosine "
+             f"decays from learning_rate down to min_lr); lower min_lr or raise learning_rate")
+    if s["grow_learning_rate"]:
+        _require(s, "min_lr", s["min_lr"] <= s["grow_learning_rate"],
+                 f"<= grow_learning_rate={s['grow_learning_rate']!r} (the grown model's peak)")
+
+
+def check_device(device):
+    """Refuse a device this machine does not have, in one line (torch's own error is a 17-line traceback from
+    the first tensor moved there). 'auto' and 'cpu' always work."""
+    import torch
+    if device in ("auto", "cpu"):
+        return
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
+    if kind.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA GPU visible"
+            raise ConfigError(f"device={device!r}, but this machine has {build} (torch {torch.__version__}); "
+                              f"use --device=cpu (or 'auto')")
+        if kind.index is not None and kind.index >= torch.cuda.device_count():
+            raise ConfigError(f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                              f"numbered from 0")
+    elif kind.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device!r}, but Apple's MPS is not available here; use --device=cpu (or 'auto')")
+
+
+# -------------------------------------------------------------------------------------------------------------
+# One message instead of a traceback, for every error a user can fix
+
+DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
+
+
+def user_error_message(err, kinds, folder=None, then="continue with --init_from=resume"):
+    """The message to print for an error a user can fix (one of `kinds`: a bad setting, dataset or checkpoint; or
+    a disk that is full, read-only or not ours), or None for anything else, which is a bug and keeps its
+    traceback. A disk error names the file (or `folder`) and, when the disk is full, the space left there."""
+    if isinstance(err, kinds):
+        return str(err)
+    if isinstance(err, OSError) and err.errno in DISK_ERRORS:
+        where = err.filename or folder or "."
+        msg = f"{DISK_ERRORS[err.errno]} writing {where}"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            msg += f" ({_free_space(where)} free there): free some space, then {then}"
+        return msg
+    return None
+
+
+def _free_space(path):
+    import shutil
+    folder = os.path.abspath(path)
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown"
+    return f"{free / 2**20:,.1f} MiB"
+
+
+def install_error_hook(script, kinds, folder=lambda: None, then="run it again"):
+    """Make uncaught user errors (see user_error_message) print as `script: message`, without a traceback.
+    folder() names where the script writes, for disk errors that carry no file name; `then` is what to do once
+    there is space again."""
+    import sys
+
+    def hook(kind, err, tb, default=sys.excepthook):
+        msg = user_error_message(err, kinds, folder(), then)
+        if msg is None:
+            default(kind, err, tb)
+        else:
+            print(f"{script}: {msg}", file=sys.stderr)
+    sys.excepthook = hook
+    return hook

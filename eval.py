@@ -54,7 +54,8 @@ import torch
 import torch.nn.functional as F
 
 import grow
-from data.loader import Batcher, DataError, domain_losses, load_meta
+from configurator import ConfigError, check_device, user_error_message
+from data.loader import Batcher, DataError, check_tokenizer, domain_loss, load_meta
 from data.prepare import get_tokenizer
 from model import to_hf
 from runs import CheckpointError, find_checkpoint, model_from_checkpoint, read_metrics
@@ -126,8 +127,15 @@ def _tokenizer(name):
 
 
 def tokenizer_for(ckpt, name=None, log=print):
-    """The tokenizer to evaluate a checkpoint with: `name` when given; else the one its training dataset was
-    made with (ckpt["config"]["dataset"] -> meta.json); else a guess from the vocab size (>= 50257: GPT-2 BPE)."""
+    """The tokenizer to evaluate a checkpoint with: the one it records (a different `name` is refused: the model's
+    ids would be read as another tokenizer's); else `name` when given; else the one its training dataset was made
+    with (ckpt["config"]["dataset"] -> meta.json); else a guess from the vocab size (>= 50257: GPT-2 BPE)."""
+    recorded = (ckpt.get("tokenizer") or {}).get("kind")
+    if recorded:
+        if name and name != recorded:
+            raise EvalError(f"--tokenizer {name}: the checkpoint was trained with the {recorded!r} tokenizer (it "
+                            f"records it); leave --tokenizer out, or pass --tokenizer {recorded}")
+        return _tokenizer(recorded)
     if name:
         return _tokenizer(name)
     ds = _dataset_dir(str((ckpt.get("config") or {}).get("dataset") or ""))
@@ -142,9 +150,15 @@ def tokenizer_for(ckpt, name=None, log=print):
 # -------------------------------------------------------------------------------------------------------------
 # Validation loss, perplexity and bits per byte per domain
 
-def eval_iters(tokens, batch_size, block_size):
-    """Number of (batch_size, block_size) batches that covers a budget of `tokens` predicted tokens per domain."""
-    return max(1, math.ceil(tokens / (batch_size * block_size)))
+def eval_iters(tokens, batch_size, block_size, val_tokens=None):
+    """Number of (batch_size, block_size) batches for a domain: as many as cover a budget of `tokens` predicted
+    tokens, but never more than the domain's val split holds (one pass: more batches would only re-read it);
+    tokens=None: that one pass."""
+    one_pass = max(1, val_tokens // (batch_size * block_size)) if val_tokens else None
+    if tokens is None:
+        return one_pass
+    wanted = max(1, math.ceil(tokens / (batch_size * block_size)))
+    return min(wanted, one_pass) if one_pass else wanted
 
 
 def bits_per_byte(loss, tokens, nbytes):
@@ -156,21 +170,24 @@ def bits_per_byte(loss, tokens, nbytes):
     return loss / math.log(2) * tokens / nbytes
 
 
-def eval_loss(model, dataset_dir, tokens=2 ** 20, batch_size=8, block_size=None, ctx=None):
+def eval_loss(model, dataset_dir, tokens=None, batch_size=8, block_size=None, ctx=None, progress=False):
     """{domain: {"loss", "ppl", "bpb", "tokens"}} on the val split, over eval_iters(tokens, ...) fixed batches
-    per domain (the same batches for every run and checkpoint, so numbers compare)."""
+    per domain (the same batches for every run and checkpoint, so numbers compare): by default one pass over
+    each domain's val split, `tokens` per domain when fewer. progress=True shows a bar over all batches."""
+    from tqdm import tqdm
     meta = load_meta(dataset_dir)
     V = model.config.vocab_size
     check_vocab(V, meta["vocab_size"], f"dataset {dataset_dir} (tokenizer {meta.get('tokenizer')!r})")
     block_size = min(block_size or model.config.block_size, model.config.block_size)
     batcher = Batcher(dataset_dir, block_size, batch_size, device=model_device(model), model_vocab_size=V)
-    iters = eval_iters(tokens, batch_size, block_size)
-    losses = domain_losses(model, batcher, "val", iters, batch_size, ctx=ctx)
+    iters = {dom: eval_iters(tokens, batch_size, block_size, len(batcher.data[dom, "val"])) for dom in batcher.domains}
     out = {}
-    for dom, loss in losses.items():
-        counts = meta["domains"][dom]
-        out[dom] = {"loss": loss, "ppl": math.exp(loss), "tokens": iters * batch_size * block_size,
-                    "bpb": bits_per_byte(loss, counts.get("val_tokens"), counts.get("val_bytes"))}
+    with tqdm(total=sum(iters.values()), unit="batch", desc="val loss", disable=None if progress else True) as bar:
+        for dom in batcher.domains:
+            loss = domain_loss(model, batcher, dom, "val", iters[dom], batch_size, ctx=ctx, progress=bar.update)
+            counts = meta["domains"][dom]
+            out[dom] = {"loss": loss, "ppl": math.exp(loss), "tokens": iters[dom] * batch_size * block_size,
+                        "bpb": bits_per_byte(loss, counts.get("val_tokens"), counts.get("val_bytes"))}
     return out
 
 
@@ -759,15 +776,17 @@ def cmd_loss(a):
     device = a.device or default_device()
     ctx = autocast(device, a.dtype or default_dtype(device))
     results = {}
+    meta = load_meta(a.dataset)
     for path in a.ckpts:
         model, ckpt, used = load_model(path, device)
-        res = eval_loss(model, a.dataset, int(a.tokens), a.batch_size, a.block_size, ctx)
+        check_tokenizer(ckpt, meta, f"checkpoint {used}", a.dataset)
+        res = eval_loss(model, a.dataset, None if a.tokens is None else int(a.tokens), a.batch_size, a.block_size,
+                        ctx, progress=True)
         results[used] = res
-        print(f"\n{used}  (iter {ckpt.get('iter_num', '?')}, tokens seen {ckpt.get('tokens_seen', '?')}, "
-              f"{next(iter(res.values()))['tokens']:,} eval tokens per domain)")
-        print(f"{'domain':>12} {'loss':>8} {'ppl':>10} {'bits/byte':>10}")
+        print(f"\n{used}  (iter {ckpt.get('iter_num', '?')}, tokens seen {ckpt.get('tokens_seen', '?')})")
+        print(f"{'domain':>12} {'loss':>8} {'ppl':>10} {'bits/byte':>10} {'tokens':>10}")
         for dom, r in res.items():
-            print(f"{dom:>12} {r['loss']:>8.4f} {r['ppl']:>10.3f} {_g(r['bpb'], '.4f'):>10}")
+            print(f"{dom:>12} {r['loss']:>8.4f} {r['ppl']:>10.3f} {_g(r['bpb'], '.4f'):>10} {r['tokens']:>10,}")
         print(f"{'mean':>12} {np.mean([r['loss'] for r in res.values()]):>8.4f}")
     _write_json(a.json, results)
 
@@ -830,9 +849,10 @@ def main(argv=None):
     s = sub.add_parser("loss", parents=[dev], help="per-domain val loss, perplexity, bits per byte")
     s.add_argument("ckpts", nargs="+", help="checkpoint files or run folders")
     s.add_argument("--dataset", required=True, help="dataset folder (data/<name>)")
-    s.add_argument("--tokens", type=float, default=2 ** 20, help="tokens evaluated per domain")
-    s.add_argument("--batch_size", type=int, default=8)
-    s.add_argument("--block_size", type=int, default=None, help="default: the model's")
+    s.add_argument("--tokens", type=float, default=None,
+                   help="tokens evaluated per domain (default: one pass over each domain's val split; never more)")
+    s.add_argument("--batch_size", type=int, default=8, help="sequences per forward (default: %(default)s)")
+    s.add_argument("--block_size", type=int, default=None, help="sequence length (default: the model's context)")
     s.add_argument("--json", default=None, help="also write the results to this JSON file")
     s.set_defaults(fn=cmd_loss)
 
@@ -884,9 +904,17 @@ def main(argv=None):
 
     a = p.parse_args(argv)
     try:
+        if getattr(a, "device", None):
+            check_device(a.device)
         a.fn(a)
-    except (EvalError, CheckpointError, DataError) as e:
+    except (EvalError, CheckpointError, DataError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full, read-only or foreign disk (exports, --json, plots): one line; others are bugs
+        msg = user_error_message(e, (), then="run it again")
+        if msg is None:
+            raise
+        print(f"error: {msg}", file=sys.stderr)
         return 1
     return 0
 

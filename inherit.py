@@ -625,9 +625,13 @@ def _run_cli(args):
                          tolerance=args.tolerance, resume=args.resume, runner=runner)
         print(f"wrote {os.path.join(args.out_dir, 'search.json')} and search.md; {summary['result']['reason']}")
         return
+    from configurator import check_device
+    from data.loader import check_tokenizer, load_meta
+    check_device(args.device)
     model, ckpt = model_from_checkpoint(args.checkpoint, device=args.device)
     dataset = args.dataset or (ckpt.get("config") or {}).get("dataset")
     _check_rank_args(args.checkpoint, dataset, args.seq_len, model.config.block_size)
+    check_tokenizer(ckpt, load_meta(_dataset_dir(dataset)), f"checkpoint {args.checkpoint}", _dataset_dir(dataset))
     tokens = sample_sequences(_dataset_dir(dataset), args.n_seqs, args.seq_len, args.split, args.seed, args.domain,
                               model.config.vocab_size).to(args.device)
     ranks = attention_rank(model, tokens, args.tau)

@@ -157,10 +157,18 @@ def entropy_mixture(entropies):
 def _load_meta(dataset_dir):
     path = os.path.join(dataset_dir, "meta.json")
     _check_meta_exists(path)
-    with open(path) as f:
-        meta = json.load(f)
+    meta = _read_json(path)
     _check_meta(path, meta)
     return meta
+
+
+def _read_json(path):
+    """A JSON file; one that does not parse is named with its line (an edit, or a write cut short)."""
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
 
 
 def _open_tokens(dataset_dir, domain, dtype, split="train"):
@@ -508,8 +516,7 @@ def predict_losses(params, mixture, s):
 def _run_mixture(run_dir):
     path = os.path.join(run_dir, "config.json")
     _check_run_config_exists(path, run_dir)
-    with open(path) as f:
-        mixture = json.load(f).get("mixture")
+    mixture = _read_json(path).get("mixture")
     _check_run_mixture(path, mixture)
     return {d: float(r) for d, r in mixture.items()}
 

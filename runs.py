@@ -5,10 +5,12 @@ file under the real name, and a damaged file is named. Also the newest good chec
 reader, and the check that a grown or inherited run still matches the run it started from.
 """
 
+import errno
 import glob
 import hashlib
 import json
 import os
+import shutil
 
 import numpy as np
 import torch
@@ -79,6 +81,16 @@ def save_checkpoint(ckpt, path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+        os.remove(tmp)  # before measuring: the half-written file is what filled the disk
+        raise CheckpointError(f"no space left to write checkpoint {path}: {folder} has "
+                              f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free and the checkpoint needs more "
+                              f"than the {written / 2**20:,.1f} MiB written before the disk filled. Free some space "
+                              f"(or lower keep_checkpoints), then continue with --init_from=resume: the checkpoints "
+                              f"already written are whole") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -146,7 +158,10 @@ def stale_source(run_dir):
     if not os.path.isfile(path):
         return None
     with open(path) as f:
-        src = json.load(f)
+        try:
+            src = json.load(f)
+        except json.JSONDecodeError as e:
+            return f"its {path} is not valid JSON ({e.msg} at line {e.lineno}), so its source cannot be checked"
     try:
         now, now_path = find_checkpoint(src["given"], log=lambda *a: None)
     except CheckpointError as e:

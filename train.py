@@ -18,6 +18,7 @@ import random
 import signal
 import sys
 import time
+import warnings
 from itertools import count
 
 import numpy as np
@@ -27,76 +28,70 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import grow
 import inherit
-from configurator import ConfigError, apply_overrides
-from data.loader import Batcher, DataError, domain_losses, load_meta
+from configurator import (ConfigError, check_device, check_train_settings, given_settings, install_error_hook,
+                          settings_help)
+from data.loader import Batcher, DataError, check_tokenizer, domain_losses, load_meta, tokenizer_record
 from mix import resolve_mixture
 from model import GPT, GPTConfig, config_dict, from_hf
 from runs import (CheckpointError, checkpoint_paths, find_checkpoint, model_from_checkpoint, read_metrics,
                   save_checkpoint)
 
-
-def _clean_errors(kind, err, tb, default=sys.excepthook):
-    """Our own errors (a bad setting, dataset or checkpoint) already say what is wrong and what to do: print the
-    message alone. Anything else is a bug and keeps its traceback."""
-    if issubclass(kind, (ConfigError, DataError, CheckpointError)):
-        print(f"train.py: {err}", file=sys.stderr)
-    else:
-        default(kind, err, tb)
-
-
-sys.excepthook = _clean_errors
+# Our own errors (a bad setting, dataset or checkpoint; a full or read-only disk) already say what is wrong and
+# what to do: they print as one message. Anything else is a bug and keeps its traceback.
+install_error_hook("train.py", (ConfigError, DataError, CheckpointError), folder=lambda: globals().get("out_dir"),
+                   then="continue with --init_from=resume (the checkpoints already written are whole)")
 
 # ----------------------------------------------------------------------------------------------------------------
 # settings (defaults train a small GPT-2 on the offline corpus in a few minutes on a laptop CPU)
 # I/O
-out_dir = "out"
+out_dir = "out"                 # the run's folder: config.json, metrics.jsonl, checkpoints
 eval_interval = 50              # evaluate every domain's val split (and write a checkpoint) every N iterations
-log_interval = 10
+log_interval = 10               # log the training loss and throughput every N iterations
 eval_iters = 5                  # batches per domain per evaluation
 eval_only = False               # evaluate once and exit; writes nothing to out_dir
 always_save_checkpoint = True   # False: write a checkpoint only when the val loss improves
 keep_checkpoints = 3            # the last K checkpoints are kept, older ones deleted
 init_from = "scratch"           # 'scratch' | 'resume' | 'grow' | 'inherit' | a local Hugging Face model directory
-wandb_log = False
+wandb_log = False               # also log to Weights & Biases (pip install wandb)
 wandb_project = "nanogrow"
 wandb_run_name = "run"
 # data
 dataset = "pycorpus"            # a folder under data/ (built by data/prepare.py) or a path to one
 mixture = None                  # None/'natural' (by size) | 'uniform' | 'se' | 'je' | 'ce' | {domain: proportion}
 batch_size = 8                  # sequences per micro-batch per process
-block_size = 128
+block_size = 128                # tokens per sequence (the context); init_from grow/inherit: the source's unless given
 gradient_accumulation_steps = 1 # micro-batches per optimizer step over all processes (nanoGPT's meaning)
 total_batch_tokens = 0          # >0: tokens per optimizer step; sets gradient_accumulation_steps from it
-# model (ignored when the model comes from a checkpoint: resume, grow, inherit, HF)
+# model (resume keeps the run's and refuses a change; grow, inherit and a HF folder bring their own)
 arch = "gpt2"                   # 'gpt2' | 'llama'
-n_layer = 4
-n_head = 4
-n_kv_head = None
-n_embd = 128
-intermediate_size = None
-dropout = 0.0
-bias = False
-tie_embeddings = None
-scale_attn_by_inverse_layer_idx = False
+n_layer = 4                     # transformer blocks
+n_head = 4                      # attention heads (n_embd must be divisible by it)
+n_kv_head = None                # llama: key/value heads (grouped-query attention); None = n_head
+n_embd = 128                    # hidden size
+intermediate_size = None        # MLP hidden size; None = 4*n_embd (gpt2) or ~8/3*n_embd rounded to 64 (llama)
+dropout = 0.0                   # in [0, 1)
+bias = False                    # biases in Linear and LayerNorm layers
+tie_embeddings = None           # share the input embedding and LM head; None = True for gpt2, False for llama
+scale_attn_by_inverse_layer_idx = False  # gpt2: attention logits / (layer index + 1) (Inheritune's GPT-2)
 vocab_size = None               # None: the tokenizer's, padded up to a multiple of 64
 # optimizer and schedule
-learning_rate = 2e-3
-max_iters = 200
+learning_rate = 2e-3            # peak learning rate, >= 0
+max_iters = 200                 # optimizer steps
 max_tokens = 0                  # >0: the budget in tokens instead of iterations
-weight_decay = 0.1
-beta1 = 0.9
+weight_decay = 0.1              # AdamW, on 2-D weights only
+beta1 = 0.9                     # AdamW betas, in [0, 1)
 beta2 = 0.95
 grad_clip = 1.0                 # 0 disables clipping
 decay_lr = True                 # linear warmup, then cosine decay to min_lr
-warmup_iters = 20
+warmup_iters = 20               # linear warmup steps
 lr_decay_iters = None           # None: max_iters
-min_lr = 1e-4
+min_lr = 1e-4                   # the end of the cosine: 0 <= min_lr <= learning_rate
 nan_policy = "stop"             # a non-finite loss: 'stop' the run, or 'skip' that step's update
 # growth (grow.py): init_from='grow' grows the checkpoint in grow_from; grow_at_tokens>0 grows inside this run
-grow_from = ""
+grow_from = ""                  # init_from='grow': the small run (folder) or checkpoint to grow
 grow_data = "continue"          # init_from='grow': 'continue' the data stream after the batches the base run trained on
                                 # (the official run skips them, --resume_id) | 'replay' them from the base's first step
-grow_at_tokens = 0
+grow_at_tokens = 0              # >0: grow inside this run once it has trained this many tokens
 grow_dim = "depth"              # 'depth' | 'width'
 grow_op = "direct"              # 'direct' (Gstack when depthwise) | 'zero' | 'random' | 'learn'
 grow_factor = 4                 # depthwise: g, the number of times the layers are stacked
@@ -105,50 +100,51 @@ grow_n_embd = 0                 # widthwise: the new hidden size
 grow_noise = 0.0                # W <- (1-a) W + a*eps on grown weights (Gstack paper, appendix I)
 grow_ramp_steps = 100           # 'random': steps over which new weights are blended in
 grow_learn_steps = 50           # 'learn' (LiGO): steps training the growth maps
-grow_learn_lr = 1e-3
+grow_learn_lr = 1e-3            # 'learn': learning rate of the growth maps
 grow_schedule = "restart"       # after growth: 'restart' warmup + cosine (the paper) or 'continue' the schedule
 grow_learning_rate = 0.0        # peak LR of the grown model (0: learning_rate); the paper's base uses 1e-3
 grow_opts = None                # more options of the operator (grow.py), e.g. {'schedule': 'single'} or
                                 # {'layout': 'fan_out_zero', 'rescale_norms': False}; None: the official defaults
 # inheritance (inherit.py): init_from='inherit' takes blocks of the reference in inherit_from
-inherit_from = ""
-inherit_n_layer = 0
-inherit_layers = None
-inherit_parts = None
+inherit_from = ""               # init_from='inherit': the reference run (folder) or checkpoint
+inherit_n_layer = 0             # blocks to inherit (the first n)
+inherit_layers = None           # or an explicit list of the reference's blocks, e.g. [0, 1, 5]
+inherit_parts = None            # what to copy: None = inherit.py's default | 'attn+norm' | 'mlp+norm' | 'attn+mlp' | 'full' | 'all'
 inherit_fresh_init = None       # what is not inherited: None/'model' (GPT's init) | 'torch' (official OpenLLaMA code)
 # system
 device = "auto"                 # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
 dtype = "auto"                  # 'auto' (bfloat16 on a GPU that has it, else float32) | 'float32' | 'bfloat16' | 'float16'
 compile = None                  # torch.compile the model; None: on CUDA only
 fsdp = False                    # under torchrun: shard weights, gradients and optimizer state (FSDP2) instead of DDP
-seed = 1337
+seed = 1337                     # model init, data order and dropout
 # ----------------------------------------------------------------------------------------------------------------
 setting_names = [k for k, v in globals().items() if not k.startswith("_") and k not in ("setting_names",)
                  and isinstance(v, (int, float, bool, str, list, dict, type(None)))]
 defaults = {k: globals()[k] for k in setting_names}
-settings = apply_overrides(defaults, sys.argv[1:])
-run_config = os.path.join(settings["out_dir"], "config.json")
-if settings["init_from"] == "resume" and os.path.isfile(run_config):
+if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
+    print(__doc__.strip() + "\n\nSettings, with their defaults (a config file or --key=value changes them):\n\n"
+          + settings_help(os.path.abspath(__file__)))
+    sys.exit(0)
+given = given_settings(defaults, sys.argv[1:])  # what this command line asks for, config files included
+typed = given_settings(defaults, [a for a in sys.argv[1:] if a.startswith("--")])  # ... as --key=value itself
+recorded = {}  # resume: the run's own settings, from its config.json
+run_config = os.path.join(given.get("out_dir", defaults["out_dir"]), "config.json")
+if given.get("init_from") == "resume" and os.path.isfile(run_config):
     # resume continues the same run: its own settings first, then whatever this command line changes
-    settings = apply_overrides(defaults, [run_config] + sys.argv[1:])
+    recorded = given_settings(defaults, [run_config])
+settings = check_train_settings({**defaults, **recorded, **given})
 globals().update(settings)
+# the settings that describe the model; a model that comes from a checkpoint or a Hugging Face folder has its own
+MODEL_SETTINGS = ("arch", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "dropout", "bias",
+                  "tie_embeddings", "scale_attn_by_inverse_layer_idx", "vocab_size")
+if init_from == "scratch":  # a shape that cannot be built (n_embd not divisible by n_head, ...) is named now
+    try:
+        GPTConfig(block_size=block_size, **{k: settings[k] for k in MODEL_SETTINGS if settings[k] is not None})
+    except ValueError as e:
+        raise ConfigError(f"model settings: {str(e).removeprefix('GPTConfig: ').removeprefix('GPTConfig.')}") from None
+check_device(device)
 # ----------------------------------------------------------------------------------------------------------------
 # processes, devices, precision
-for _name, _allowed in (("grow_dim", ("depth", "width")), ("grow_op", ("direct", "zero", "random", "learn")),
-                        ("grow_schedule", ("restart", "continue")), ("grow_data", ("continue", "replay")),
-                        ("nan_policy", ("stop", "skip")),
-                        ("dtype", ("auto", "float32", "bfloat16", "float16")), ("arch", ("gpt2", "llama"))):
-    if globals()[_name] not in _allowed:
-        raise SystemExit(f"{_name}={globals()[_name]!r}: must be one of {', '.join(map(repr, _allowed))}")
-for _name, _type in (("n_kv_head", int), ("intermediate_size", int), ("tie_embeddings", bool), ("vocab_size", int),
-                     ("lr_decay_iters", int), ("grow_layer_map", list), ("inherit_layers", list), ("compile", bool),
-                     ("grow_opts", dict), ("inherit_fresh_init", str)):
-    if _type is int and isinstance(globals()[_name], float) and globals()[_name].is_integer():
-        globals()[_name] = settings[_name] = int(globals()[_name])  # 2e4 written for 20000
-    if globals()[_name] is not None and not isinstance(globals()[_name], _type):  # None defaults take any type
-        raise SystemExit(f"{_name}={globals()[_name]!r}: must be of type {_type.__name__}, or None")
-if keep_checkpoints < 1:
-    raise SystemExit(f"keep_checkpoints={keep_checkpoints}: must be at least 1 (the newest checkpoint is what resumes)")
 _old_checkpoints = checkpoint_paths(out_dir) if init_from != "resume" else []
 if _old_checkpoints:  # a new run would mix its checkpoints with the earlier run's
     raise SystemExit(f"out_dir={out_dir} holds the checkpoints of an earlier run (newest: "
@@ -186,15 +182,28 @@ if fsdp and grow_dim == "width" and grow_op == "random" and (grow_at_tokens or i
     raise SystemExit("widthwise G_random masks new outputs with forward hooks and buffers, untested under FSDP: "
                      "grow with another op, or without fsdp")
 
+source_ckpt = None  # init_from grow / inherit: the checkpoint this run starts from (read now: it may set block_size)
+if init_from in ("grow", "inherit"):
+    source_given = grow_from if init_from == "grow" else inherit_from
+    if not source_given:
+        raise ConfigError(f"init_from={init_from!r} needs {init_from}_from: the checkpoint or run folder to start from")
+    source_ckpt, source_path = find_checkpoint(source_given, log=log)
+    if "block_size" not in given:  # the source's context, rather than a default it may not have
+        block_size = settings["block_size"] = source_ckpt["model_args"]["block_size"]
+        log(f"block_size={block_size}: the context of {source_given}'s model (--block_size=N trains on shorter "
+            f"sequences)")
+
 if total_batch_tokens:
     per_micro = batch_size * block_size * world_size
     if total_batch_tokens % per_micro:
         raise SystemExit(f"total_batch_tokens={total_batch_tokens} is not a multiple of batch_size*block_size*"
                          f"world_size={per_micro}; pick a multiple")
     gradient_accumulation_steps = total_batch_tokens // per_micro * world_size
-if gradient_accumulation_steps % world_size:
-    raise SystemExit(f"gradient_accumulation_steps={gradient_accumulation_steps} must be a multiple of the "
-                     f"{world_size} processes (it counts micro-batches over all of them)")
+elif gradient_accumulation_steps % world_size:  # it counts micro-batches over all processes: a multiple of them
+    _rounded = -(-gradient_accumulation_steps // world_size) * world_size
+    log(f"gradient_accumulation_steps={gradient_accumulation_steps} rounded up to {_rounded}, a multiple of the "
+        f"{world_size} processes ({_rounded // world_size} micro-batch(es) each per step)")
+    gradient_accumulation_steps = settings["gradient_accumulation_steps"] = _rounded
 accum = gradient_accumulation_steps // world_size        # micro-batches per process per step
 tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
 if max_tokens:
@@ -240,9 +249,11 @@ grow_iter = None            # iteration at which this run grew (restarts the sch
 data_offset = 0             # step iter_num trains on the batches of data step data_offset + iter_num (data/loader.py)
 schedule_start = 0
 ckpt = None
+data_tokenizer = tokenizer_record(batcher.meta)  # recorded in every checkpoint: what its token ids mean
 if init_from == "resume":
     ckpt, ckpt_path = find_checkpoint(out_dir, log=log)
     log(f"resuming from {ckpt_path}")
+    check_tokenizer(ckpt, batcher.meta, f"checkpoint {ckpt_path}", data_dir, log=log)
     model, _ = model_from_checkpoint(ckpt)
     iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
     best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
@@ -254,7 +265,8 @@ elif init_from == "scratch":
                           intermediate_size=intermediate_size, dropout=dropout, bias=bias, tie_embeddings=tie_embeddings,
                           scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx))
 elif init_from == "grow":
-    small_ckpt, path = find_checkpoint(grow_from, log=log)
+    small_ckpt, path = source_ckpt, source_path
+    check_tokenizer(small_ckpt, batcher.meta, f"grow_from checkpoint {path}", data_dir, log=log)
     small, _ = model_from_checkpoint(small_ckpt)
     source = {"checkpoint": os.path.abspath(path), "iter_num": small_ckpt.get("iter_num"),
               "digest": small_ckpt.get("digest")}
@@ -269,16 +281,17 @@ elif init_from == "grow":
     model = grown(small.to(device), 0)
     # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
     tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"] + learn_flops(model), 0
-    del small_ckpt  # its optimizer state is not needed
+    del small_ckpt, source_ckpt  # its optimizer state is not needed
     two_step_growth = dict(before=config_dict(small.config), after=config_dict(model.config), op=grow_op, dim=grow_dim)
     log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
         f"to {model.config.n_layer} layers, {model.config.n_embd} wide; data from step {data_offset} ({grow_data})")
 elif init_from == "inherit":
-    ref_ckpt, path = find_checkpoint(inherit_from, log=log)
+    ref_ckpt, path = source_ckpt, source_path
+    check_tokenizer(ref_ckpt, batcher.meta, f"inherit_from checkpoint {path}", data_dir, log=log)
     ref, _ = model_from_checkpoint(ref_ckpt)
     source = {"checkpoint": os.path.abspath(path), "iter_num": ref_ckpt.get("iter_num"),
               "digest": ref_ckpt.get("digest")}
-    del ref_ckpt  # its optimizer state is not needed
+    del ref_ckpt, source_ckpt  # its optimizer state is not needed
     kwargs = {k: v for k, v in (("parts", inherit_parts), ("fresh_init", inherit_fresh_init)) if v is not None}
     try:
         model = inherit.inherit(ref, inherit_n_layer, layers=inherit_layers, **kwargs)
@@ -286,10 +299,45 @@ elif init_from == "inherit":
         raise SystemExit(f"init_from='inherit' from {inherit_from}: {e}") from None
     log(f"inherited {model.config.n_layer} of {ref.config.n_layer} layers from {inherit_from}")
 elif os.path.isdir(init_from):
-    model = from_hf(init_from)
+    try:
+        model = from_hf(init_from)
+    except (ValueError, FileNotFoundError, ImportError) as e:  # they name the file and what is not supported
+        raise ConfigError(f"init_from={init_from!r}: {e}") from None
 else:
     raise SystemExit(f"init_from={init_from!r}: use 'scratch', 'resume', 'grow', 'inherit' or a local Hugging Face "
                      f"model directory (config.json + weights)")
+
+
+def record_model_settings():
+    """config.json records the model actually trained. resume keeps the run's model: for a run trained from scratch,
+    a model setting typed on the command line that differs from the run's is refused by name, and one from a
+    config file (the run's first command given again, as the experiment scripts do) is ignored, in one line.
+    grow, inherit and a Hugging Face folder bring their own model: a model setting given for them, or for resuming
+    such a run (the same command again, with --init_from=resume), is ignored (said in one line) and the model's
+    shape is recorded. None means "the default" and differs from nothing."""
+    built = {k: v for k, v in config_dict(model.config).items() if k in MODEL_SETTINGS}
+    if init_from == "resume":
+        have = {k: recorded[k] if recorded.get(k) is not None else built[k] for k in MODEL_SETTINGS}
+        clashes = [f"{k}={typed[k]!r} (the run's: {have[k]!r})" for k in MODEL_SETTINGS
+                   if typed.get(k) is not None and typed[k] != have[k]]
+        if clashes and recorded.get("init_from", "scratch") in ("scratch", "resume"):
+            raise ConfigError(f"init_from='resume' continues the model of {out_dir}, which these settings would "
+                              f"change: {', '.join(clashes)}. Drop them, or train another model in a new out_dir")
+        _note_ignored(have, "the run being resumed keeps its model")
+        settings.update({k: recorded[k] if k in recorded else built[k] for k in MODEL_SETTINGS})
+    elif init_from != "scratch":
+        _note_ignored(built, f"the model comes from init_from={init_from!r}")
+        settings.update(built)
+
+
+def _note_ignored(have, why):
+    ignored = [f"{k}={given[k]!r} (the model's: {have[k]!r})" for k in MODEL_SETTINGS
+               if given.get(k) is not None and given[k] != have[k]]
+    if ignored:
+        log(f"note: {why}, so these settings are ignored: {', '.join(ignored)}; config.json records the model's")
+
+
+record_model_settings()
 if grow_at_tokens and grow_iter is None:  # refuse bad growth settings now, not at the growth step hours later
     try:
         grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd,
@@ -297,7 +345,8 @@ if grow_at_tokens and grow_iter is None:  # refuse bad growth settings now, not 
     except (ValueError, TypeError) as e:
         raise SystemExit(f"growth settings: {e}") from None
 if block_size > model.config.block_size:
-    raise SystemExit(f"block_size={block_size} is longer than the model's context ({model.config.block_size})")
+    raise SystemExit(f"block_size={block_size} is longer than the model's context ({model.config.block_size}): pass "
+                     f"--block_size={model.config.block_size} or less")
 model.to(device)
 batcher.require_vocab(model.config.vocab_size)
 if ckpt is not None and ckpt.get("fsdp", False) != fsdp:
@@ -321,9 +370,12 @@ def setup_training(model, optimizer_state=None):
         optimizer.load_state_dict(optimizer_state)
     train_model = torch.compile(model) if compile else model
     if ddp and not fsdp:
-        # buffers (RoPE tables, growth ramps) are set identically on every rank: no need to broadcast them
-        train_model = DDP(train_model, device_ids=[local_rank] if device_type == "cuda" else None,
-                          broadcast_buffers=False)
+        # buffers (RoPE tables, growth ramps) are set identically on every rank: no need to broadcast them. Newer
+        # torch deprecates the flag for one that still syncs at init, and warns on every rank: the flag is meant
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*broadcast_buffers", category=FutureWarning)
+            train_model = DDP(train_model, device_ids=[local_rank] if device_type == "cuda" else None,
+                              broadcast_buffers=False)
     return optimizer, train_model
 
 
@@ -385,8 +437,11 @@ if master and not eval_only:  # eval_only only prints: it leaves the run's folde
         os.replace(metrics_path + ".tmp", metrics_path)
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)  # a fresh run in an old out_dir starts a fresh log
+    # resume is a way of continuing a run, not how it started: config.json keeps its init_from, so that giving
+    # it to train.py again repeats the run
+    origin = recorded.get("init_from") if init_from == "resume" and recorded.get("init_from") != "resume" else None
     with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(dict(settings, mixture=mixture_resolved), f, indent=2)
+        json.dump(dict(settings, mixture=mixture_resolved, **({"init_from": origin} if origin else {})), f, indent=2)
     if init_from in ("grow", "inherit"):  # the checkpoint this run started from: reusing the run checks it
         with open(os.path.join(out_dir, "source.json"), "w") as f:
             json.dump(dict(source, init_from=init_from,
@@ -416,7 +471,7 @@ def write_checkpoint():
     ckpt = {"model": model_state, "model_args": config_dict(model.config), "optimizer": optimizer_state,
             "fsdp": fsdp, "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
             "best_val_loss": best_val_loss, "grow_iter": grow_iter, "schedule_start": schedule_start,
-            "data_offset": data_offset, "scaler": scaler.state_dict(),
+            "data_offset": data_offset, "scaler": scaler.state_dict(), "tokenizer": data_tokenizer,
             "sampler": {"seed": seed, "step": data_offset + iter_num},  # batches are a function of (seed, step)
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
                     "cuda": torch.cuda.get_rng_state() if device_type == "cuda" else None}}

@@ -19,6 +19,7 @@
 # Not the paper's: sizes, steps, GPT-2 BPE (the paper: GPT-NeoX tokenizer), LR 1e-3, warmup 12.
 
 dataset = "pycorpus"
+out_dir = "out/bimix_mini_run"  # its own folder: out/ holds the default run
 mixture = None                  # set per arm by the experiment: natural | uniform | ce | {domain: r}
 arch = "gpt2"
 n_layer = 8

@@ -11,6 +11,7 @@
 # per run and domain (the fit needs >= 5 per domain, >= 2 distinct r and s). Not the paper's: sizes, steps, LR.
 
 dataset = "pycorpus"            # the test passes --dataset=<byte-level tmp dataset>
+out_dir = "out/bimix_tiny_run"  # its own folder: out/ holds the default run
 mixture = None                  # set per arm by the experiment: natural | uniform | ce | {domain: r}
 device = "cpu"
 compile = False

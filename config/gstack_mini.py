@@ -29,6 +29,7 @@
 # heads) are a third of it each (official: grow_step = 5000 steps per phase).
 
 dataset = "pycorpus"
+out_dir = "out/gstack_mini_run" # its own folder: out/ holds the default run
 arch = "llama"
 n_layer = 3                     # the base; growth makes it 12
 n_head = 12

@@ -18,6 +18,7 @@
 # widthwise the three MSG phases are a third of it each (official: 5000 steps per phase).
 
 dataset = "pycorpus"            # the test passes --dataset=<byte-level tmp dataset>
+out_dir = "out/gstack_tiny_run" # its own folder: out/ holds the default run
 device = "cpu"
 compile = False
 dtype = "float32"

@@ -22,6 +22,7 @@
 # ~20-25 min of one H100. compile and bf16 are train.py's defaults on CUDA.
 
 dataset = "pycorpus"
+out_dir = "out/inheritune_mini_run"  # its own folder: out/ holds the default run
 arch = "gpt2"
 n_layer = 12
 n_head = 12

@@ -14,6 +14,7 @@
 # config/inheritune_gpt2_large.py.
 
 dataset = "pycorpus"            # the test passes --dataset=<byte-level tmp dataset>
+out_dir = "out/inheritune_tiny_ref"  # its own folder: out/ holds the default run
 device = "cpu"
 compile = False
 dtype = "float32"

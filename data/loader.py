@@ -29,13 +29,66 @@ def load_meta(dataset_dir):
         raise DataError(f"{path} is missing: {dataset_dir} was not written by data/prepare.py "
                         f"(or was interrupted); run data/prepare.py again")
     with open(path) as f:
-        meta = json.load(f)
+        try:
+            meta = json.load(f)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}): it was edited "
+                            f"or cut short; rebuild the dataset with data/prepare.py") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path} must hold a JSON object; rebuild the dataset with data/prepare.py")
     for key in ("vocab_size", "dtype", "domains"):
         if key not in meta:
             raise DataError(f"{path} has no {key!r} entry; rebuild the dataset with data/prepare.py")
     if not meta["domains"]:
         raise DataError(f"{path} lists no domains; rebuild the dataset with data/prepare.py")
     return meta
+
+
+def tokenizer_record(meta):
+    """What a dataset's token ids mean, as checkpoints record it: {"kind": 'gpt2' | 'byte', "vocab_size",
+    "fingerprint"} (the ranks file's sha256; None for datasets built before prepare.py recorded it)."""
+    return {"kind": meta.get("tokenizer"), "vocab_size": meta["vocab_size"],
+            "fingerprint": meta.get("tokenizer_fingerprint")}
+
+
+def _describe(rec):
+    return f"{rec.get('kind')!r} ({rec.get('vocab_size')} tokens" + (
+        f", {rec['fingerprint'][:19]}...)" if rec.get("fingerprint") else ")")
+
+
+def check_tokenizer(ckpt, meta, what, dataset_dir, log=print):
+    """Refuse a checkpoint trained on another tokenizer than the dataset's: its ids mean other text, so training
+    on (or evaluating) this data would quietly give nonsense. A model's vocabulary being at least the data's is
+    not enough: GPT-2 BPE's model embeds byte ids just as well. Checkpoints written before they recorded their
+    tokenizer are checked on what they do tell: the vocabulary the run padded up from its tokenizer's."""
+    data = tokenizer_record(meta)
+    rec = ckpt.get("tokenizer")
+    if rec is None:
+        return _check_unrecorded_tokenizer(ckpt, data, what, dataset_dir, log)
+    differ = [k for k in ("kind", "vocab_size", "fingerprint")
+              if rec.get(k) is not None and data.get(k) is not None and rec[k] != data[k]]
+    if differ:
+        raise DataError(f"{what} was trained with tokenizer {_describe(rec)}, but dataset {dataset_dir} holds ids of "
+                        f"tokenizer {_describe(data)} ({', '.join(differ)} differ): use a dataset made with "
+                        f"the checkpoint's tokenizer (python data/prepare.py --tokenizer={rec.get('kind')} "
+                        f"--name=<new>)")
+
+
+def _check_unrecorded_tokenizer(ckpt, data, what, dataset_dir, log):
+    """An old checkpoint: when its run padded the tokenizer's vocabulary up to a multiple of 64 (vocab_size
+    None), the tokenizer had between V-63 and V ids; otherwise nothing about it is known."""
+    V = ckpt["model_args"]["vocab_size"]
+    if "vocab_size" not in (ckpt.get("config") or {}) or ckpt["config"]["vocab_size"] is not None:
+        log(f"note: {what} does not record its tokenizer (written before checkpoints did), and its vocab_size "
+            f"{V} was set by hand: that it was trained on {data['kind']!r} ids cannot be checked")
+        return
+    if not V - 64 < data["vocab_size"] <= V:
+        raise DataError(f"{what} does not record its tokenizer (written before checkpoints did), but its vocab_size "
+                        f"{V} is its tokenizer's padded up to a multiple of 64, so that tokenizer had {V - 63} to "
+                        f"{V} ids, and dataset {dataset_dir} holds ids of tokenizer {_describe(data)}: it was trained with "
+                        f"another tokenizer; use a dataset made with that one")
+    log(f"note: {what} does not record its tokenizer (written before checkpoints did); its vocab_size {V} fits "
+        f"the dataset's {_describe(data)}, which is as far as it can be checked")
 
 
 def open_tokens(dataset_dir, domain, split, meta=None, min_tokens=2):
@@ -151,22 +204,32 @@ class Batcher:
 def domain_losses(model, batcher, split="val", iters=20, batch_size=None, ctx=None, rank=0, world_size=1):
     """Mean loss on each domain's split over `iters` fixed batches. Under DDP the batches are shared out over
     ranks and the sums all-reduced, so the numbers do not depend on the number of ranks."""
+    return {dom: domain_loss(model, batcher, dom, split, iters, batch_size, ctx, rank, world_size)
+            for dom in batcher.domains}
+
+
+@torch.no_grad()
+def domain_loss(model, batcher, domain, split="val", iters=20, batch_size=None, ctx=None, rank=0, world_size=1,
+                progress=None):
+    """Mean loss on one domain's split over its first `iters` fixed batches (Batcher.get_domain); progress(n) is
+    called after each batch."""
     import contextlib
+    if iters < 1:  # no batches would average to 0/0 = nan, which reads like a diverged model
+        raise ValueError(f"domain_loss: iters={iters}: need at least 1 batch")
     ctx = ctx or contextlib.nullcontext()
     was_training = model.training
     model.eval()
-    out = {}
-    for dom in batcher.domains:
-        total = torch.zeros(2, device=batcher.device)  # (sum of losses, count)
-        for j in range(math.ceil(iters / world_size)):  # the same number of forwards on every rank (FSDP needs it)
-            k = j * world_size + rank
-            x, y = batcher.get_domain(dom, split, k % iters, batch_size)
-            with ctx:
-                _, loss = model(x, y)
-            if k < iters:
-                total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
-        if world_size > 1:
-            torch.distributed.all_reduce(total)
-        out[dom] = (total[0] / total[1]).item()
+    total = torch.zeros(2, device=batcher.device)  # (sum of losses, count)
+    for j in range(math.ceil(iters / world_size)):  # the same number of forwards on every rank (FSDP needs it)
+        k = j * world_size + rank
+        x, y = batcher.get_domain(domain, split, k % iters, batch_size)
+        with ctx:
+            _, loss = model(x, y)
+        if k < iters:
+            total += torch.stack([loss.float(), torch.ones((), device=loss.device)])
+        if progress:
+            progress(1)
+    if world_size > 1:
+        torch.distributed.all_reduce(total)
     model.train(was_training)
-    return out
+    return (total[0] / total[1]).item()

@@ -9,17 +9,30 @@ The mixture of domains is chosen at train time (train.py's `mixture`), so nothin
     python data/prepare.py                                   # offline default: data/pycorpus (code, prose, c)
     python data/prepare.py --name=mine --source code='src/**/*.py' --source prose='docs/**/*.md'
     python data/prepare.py --hf=openwebtext                  # needs `pip install datasets` and a network
-    python data/prepare.py --tokenizer=byte                  # 256 byte ids, needs no tokenizer file
+    python data/prepare.py --name=pybytes --tokenizer=byte   # 256 byte ids instead of GPT-2 BPE
 
 Documents stream through a pool of workers into the .bin files: the corpus is never held in memory. A document
-goes to val when a hash of its id falls under val_fraction, so the split is stable across runs and machines.
+goes to val when a hash of its text falls under val_fraction, so the split is stable across runs and machines.
+Files may be gzip, bzip2 or xz compressed (.gz, .bz2, .xz); binary files are skipped and counted in meta.json; a
+text over --split_bytes (a book, a dictionary, a log) is cut into documents of about --piece_bytes at paragraph
+breaks, so that val gets its share of it.
+
+Nothing is lost: a dataset is built in a temporary folder beside it and renamed into place when whole; an
+existing dataset is kept unless --overwrite is given; prepare.py deletes only folders it created (its own
+temporary folders, removed on failure, or on the next start after a killed run).
 """
 
 import argparse
+import base64
+import bz2
+import errno
 import glob
+import gzip
 import hashlib
 import json
+import lzma
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -30,18 +43,32 @@ from tqdm import tqdm
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(DATA_DIR)
+GPT2_RANKS_FILE = os.path.join(DATA_DIR, "gpt2.tiktoken")  # ships with the repository (see its .LICENSE)
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
-# where a local GPT-2 BPE ranks file (r50k_base.tiktoken) is looked for before tiktoken tries to download one
-GPT2_RANKS_PATHS = [os.environ.get("NANOGROW_GPT2_RANKS", ""), os.path.join(DATA_DIR, "gpt2.tiktoken"),
-                    os.path.join(REPO_DIR, "..", "shared", "data", "gpt2.tiktoken")]
+
+
+class PrepareError(ValueError):
+    """A dataset that cannot be built as asked (a bad name, a domain without text, an empty split, ...)."""
+
+
+class TokenizerError(RuntimeError):
+    """The GPT-2 tokenizer cannot be built here; the message says what is missing and the command that fixes it."""
+
+
+def gpt2_ranks_paths():
+    """Where GPT-2's BPE ranks (r50k_base.tiktoken) are looked for, in order, before tiktoken tries to download
+    them: $NANOGROW_GPT2_RANKS (another copy, if a user wants one), then the copy in the repository."""
+    return [p for p in (os.environ.get("NANOGROW_GPT2_RANKS", ""), GPT2_RANKS_FILE) if p]
 
 
 # -------------------------------------------------------------------------------------------------------------
 # Tokenizers
 
 class ByteTokenizer:
-    """UTF-8 bytes as ids 0..255; NUL (0), which text does not contain, separates documents."""
+    """UTF-8 bytes as ids 0..255; NUL (0), which text does not contain, separates documents. Its fingerprint is
+    fixed: the SHA-256 of the 256 byte values, its whole "vocabulary"."""
     name, n_vocab, eot = "byte", 256, 0
+    fingerprint = "sha256:" + hashlib.sha256(bytes(range(256))).hexdigest()
 
     def encode(self, text):
         return list(text.replace("\0", "").encode("utf-8"))
@@ -58,6 +85,9 @@ class ByteTokenizer:
 
 
 class TiktokenTokenizer:
+    """GPT-2 BPE; its fingerprint is the SHA-256 of its ranks file (checked when the file is read)."""
+    fingerprint = "sha256:" + GPT2_RANKS_SHA256
+
     def __init__(self, enc):
         self.enc, self.name, self.n_vocab, self.eot = enc, "gpt2", enc.n_vocab, enc.eot_token
 
@@ -82,30 +112,53 @@ class TiktokenTokenizer:
 
 
 def get_tokenizer(name):
-    """'gpt2' (GPT-2 BPE through tiktoken, from a local ranks file when one is found) or 'byte'."""
+    """'gpt2' (GPT-2 BPE through tiktoken, from the ranks file in the repository) or 'byte'."""
     if name == "byte":
         return ByteTokenizer()
     if name != "gpt2":
         raise ValueError(f"unknown tokenizer {name!r}: use 'gpt2' or 'byte'")
-    import tiktoken
-    for path in GPT2_RANKS_PATHS:
-        if path and os.path.isfile(path):
-            from tiktoken.load import load_tiktoken_bpe
-            from tiktoken_ext.openai_public import r50k_pat_str
-            ranks = load_tiktoken_bpe(path, expected_hash=GPT2_RANKS_SHA256)
-            enc = tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
-                                    special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
-            return TiktokenTokenizer(enc)
+    try:
+        import tiktoken
+    except ImportError:
+        raise TokenizerError(_gpt2_unavailable("the tiktoken package is missing", "pip install tiktoken")) from None
+    problems = []
+    for path in gpt2_ranks_paths():
+        try:
+            return TiktokenTokenizer(gpt2_encoding(read_gpt2_ranks(path)))
+        except FileNotFoundError:
+            problems.append(f"{os.path.relpath(path)} is missing")
+        except ValueError as e:
+            problems.append(str(e))
     try:
         return TiktokenTokenizer(tiktoken.get_encoding("gpt2"))
     except Exception as e:
-        raise RuntimeError(
-            f"cannot build the GPT-2 tokenizer: tiktoken could not download its ranks file ({type(e).__name__}) "
-            f"and no local one was found at {[p for p in GPT2_RANKS_PATHS if p]}.\n"
-            "Get r50k_base.tiktoken (sha256 306cd27f...) on a machine with a network "
-            "(https://openaipublic.blob.core.windows.net/encodings/r50k_base.tiktoken, or from the openai-whisper "
-            "sdist on PyPI: whisper/assets/gpt2.tiktoken), put it at data/gpt2.tiktoken or point "
-            "NANOGROW_GPT2_RANKS at it; or use --tokenizer=byte.") from e
+        what = f"{'; '.join(problems)}, and tiktoken could not download the file ({type(e).__name__})"
+        raise TokenizerError(_gpt2_unavailable(what, "git checkout -- data/gpt2.tiktoken   (in the repository: "
+                                                     "the file ships with it)")) from e
+
+
+def _gpt2_unavailable(what, fix):
+    """Three lines: what is missing, the one command that fixes it, and the tokenizer that needs nothing."""
+    return (f"cannot build the GPT-2 tokenizer: {what}\n  fix: {fix}\n"
+            f"  or use 256 byte ids instead, which need no file: --tokenizer=byte")
+
+
+def read_gpt2_ranks(path):
+    """GPT-2's BPE ranks {token bytes: rank} from a tiktoken ranks file (one 'base64-token rank' per line),
+    refused unless it is byte for byte the known file (its SHA-256)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if hashlib.sha256(raw).hexdigest() != GPT2_RANKS_SHA256:
+        raise ValueError(f"{os.path.relpath(path)} is not GPT-2's ranks file (its sha256 is not "
+                         f"{GPT2_RANKS_SHA256[:12]}...)")
+    return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
+
+
+def gpt2_encoding(ranks):
+    import tiktoken
+    from tiktoken_ext.openai_public import r50k_pat_str
+    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                             special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
 
 
 # Hugging Face tokenizer files, in GPT-2's byte-level BPE format: vocab.json maps each token (its bytes written
@@ -177,18 +230,81 @@ def write_hf_tokenizer(path, vocab, merges, eot_id, model_max_length=None):
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Sources: each yields (doc_id, text) pairs, in a fixed order
+# Sources: each yields (doc_id, text) pairs, in a fixed order; a file that is not text is yielded as
+# (path, None, why) so that it is counted (meta.json) instead of silently missing
+
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # compressed text, read as the text inside
+# bytes that occur in text: tab, newline, form feed, escape, ..., printable ASCII, and every byte of UTF-8's
+# multi-byte characters (whether they form valid UTF-8 is checked by decoding)
+TEXT_BYTES = bytes([7, 8, 9, 10, 11, 12, 13, 27]) + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
+MAX_NONTEXT = 0.3  # a file with more than this share of control bytes and invalid UTF-8 is binary (random
+# bytes: over half; a Latin-1 text, whose accented letters are invalid UTF-8: a few percent)
+
+
+def matching_files(patterns, exclude=()):
+    """The files that glob patterns (recursive '**' allowed) match, sorted so the order is reproducible."""
+    return sorted({p for pat in patterns for p in glob.glob(os.path.expanduser(pat), recursive=True)
+                   if os.path.isfile(p) and not any(x in p for x in exclude)})
+
 
 def files_source(patterns, exclude=()):
-    """Text files matching glob patterns (recursive '**' allowed), sorted so the order is reproducible."""
-    paths = sorted({p for pat in patterns for p in glob.glob(os.path.expanduser(pat), recursive=True)
-                    if os.path.isfile(p) and not any(x in p for x in exclude)})
-    for p in paths:
+    """Text files matching glob patterns, .gz / .bz2 / .xz ones decompressed; binary and unreadable files are
+    yielded as (path, None, 'binary' | 'unreadable')."""
+    for p in matching_files(patterns, exclude):
         try:
-            with open(p, encoding="utf-8") as f:
-                yield p, f.read()
-        except (UnicodeDecodeError, OSError):
-            continue  # binary or unreadable: not text
+            opener = OPENERS.get(os.path.splitext(p)[1], open)
+            with opener(p, "rb") as f:
+                raw = f.read()
+        except (OSError, EOFError, lzma.LZMAError):  # a permission, or a damaged compressed file
+            yield p, None, "unreadable"
+            continue
+        text = decode_text(raw)
+        yield (p, text) if text is not None else (p, None, "binary")
+
+
+def decode_text(raw):
+    """The text in a file's bytes, or None when they are not text: a NUL byte (archives, images, a file of zeros,
+    UTF-16), or more than MAX_NONTEXT of control bytes and invalid UTF-8 (such files can decode as UTF-8 and still
+    be binary). A few bad bytes in a text (a Latin-1 name in a UTF-8 file) become U+FFFD."""
+    if b"\0" in raw:
+        return None
+    text = raw.decode("utf-8", errors="replace")
+    nontext = len(raw.translate(None, TEXT_BYTES)) + text.count("\ufffd")
+    return None if nontext > MAX_NONTEXT * max(1, len(text)) else text
+
+
+def split_text(text, piece):
+    """A long text as pieces of at most `piece` characters, cut at paragraph breaks (blank lines), else at line
+    ends, else anywhere; joined, the pieces give the text back."""
+    pieces, buf = [], ""
+    for unit in _text_units(text, piece):
+        if buf and len(buf) + len(unit) > piece:
+            pieces.append(buf)
+            buf = ""
+        buf += unit
+    return pieces + [buf] if buf else pieces
+
+
+def _text_units(text, piece):
+    for para in re.split(r"(?<=\n\n)", text):  # each paragraph keeps the blank line after it
+        if len(para) <= piece:
+            yield para
+            continue
+        for line in para.splitlines(keepends=True):
+            yield from (line[i:i + piece] for i in range(0, len(line), piece)) if len(line) > piece else (line,)
+
+
+def split_large(docs, split_bytes, piece_bytes, counts):
+    """Documents over split_bytes characters (a book, a dictionary, a log: one file that would land whole in train
+    or whole in val) as documents of about piece_bytes, so that each piece is split on its own and val gets its
+    share. Documents whose text a worker computes (docstrings) pass as they are."""
+    for doc in docs:
+        if split_bytes and len(doc) == 2 and len(doc[1]) > split_bytes:
+            counts["split_texts"] += 1
+            for i, part in enumerate(split_text(doc[1], piece_bytes)):
+                yield f"{doc[0]}#{i}", part
+        else:
+            yield doc
 
 
 def docstrings(src):
@@ -204,8 +320,8 @@ def docstrings(src):
 
 
 def docstrings_source(patterns):
-    for path, src in files_source(patterns):
-        yield path, src, docstrings
+    for path, src, *skipped in files_source(patterns):
+        yield (path, src, docstrings) if src is not None else (path, src, *skipped)
 
 
 def pycorpus_sources():
@@ -230,7 +346,6 @@ def pycorpus_sources():
 
 def gcide_source():
     """Debian's dict-gcide (a large English dictionary), when installed; entries grouped a thousand at a time."""
-    import gzip
     for path in sorted(glob.glob("/usr/share/dictd/gcide.dict.dz")):
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
             buf = []
@@ -283,7 +398,9 @@ def _encode(doc):
     doc_id, text, *transform = doc  # a source may name a function to apply first, e.g. docstrings
     if transform:
         text = transform[0](text)
-    raw = text.encode("utf-8", "surrogatepass")
+    # NUL separates documents (the byte tokenizer's EOT): it is no text, so it is neither tokenized nor counted
+    # as a byte of text (bits per byte divides by these bytes)
+    raw = text.replace("\0", "").encode("utf-8", "surrogatepass")
     ids = _TOKENIZER.encode(text)
     ids.append(_TOKENIZER.eot)
     return len(raw), ids, hashlib.sha1(raw).digest()[:8]
@@ -296,12 +413,21 @@ def is_val(digest, val_fraction):
     return int.from_bytes(digest, "little") / 2 ** 64 < val_fraction
 
 
-def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, workers, desc):
-    """Tokenize a stream of documents into out_dir/{train,val}.bin; returns the domain's token and byte counts."""
+def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, workers, desc, split_bytes=0,
+                 piece_bytes=4096):
+    """Tokenize a stream of documents into out_dir/{train,val}.bin; returns the domain's token and byte counts,
+    and how many files were skipped as binary or unreadable and how many large texts were split."""
     os.makedirs(out_dir, exist_ok=True)
-    counts = {"train_tokens": 0, "val_tokens": 0, "train_bytes": 0, "val_bytes": 0, "docs": 0, "duplicates": 0}
+    counts = {"train_tokens": 0, "val_tokens": 0, "train_bytes": 0, "val_bytes": 0, "docs": 0, "duplicates": 0,
+              "skipped_binary": 0, "skipped_unreadable": 0, "split_texts": 0}
     seen = set()  # digests of the documents written: exact copies are dropped (8 bytes each, ~60 with the set)
-    files = {s: open(os.path.join(out_dir, f"{s}.bin"), "wb") for s in ("train", "val")}
+
+    def texts(it):  # files that are not text are counted, not tokenized
+        for doc in it:
+            if doc[1] is None:
+                counts[f"skipped_{doc[2]}"] += 1
+            else:
+                yield doc
 
     def capped(it):  # stop reading once max_bytes of text went out (an estimate: characters ~ bytes)
         seen = 0
@@ -310,9 +436,12 @@ def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, worke
                 return
             seen += len(doc[1]) // (4 if len(doc) > 2 else 1)  # docstrings are roughly a quarter of a file
             yield doc
-    with Pool(workers, initializer=_init_worker, initargs=(tokenizer.name,)) as pool, \
+    stream = capped(split_large(texts(docs), split_bytes, piece_bytes, counts))
+    with open(os.path.join(out_dir, "train.bin"), "wb") as train, open(os.path.join(out_dir, "val.bin"), "wb") as val, \
+            Pool(workers, initializer=_init_worker, initargs=(tokenizer.name,)) as pool, \
             tqdm(desc=desc, unit="B", unit_scale=True, total=max_bytes or None, disable=None) as bar:
-        for nbytes, ids, digest in pool.imap(_encode, capped(docs), chunksize=16):
+        files = {"train": train, "val": val}
+        for nbytes, ids, digest in pool.imap(_encode, stream, chunksize=16):
             if nbytes == 0:
                 continue
             if digest in seen:
@@ -325,65 +454,226 @@ def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, worke
             counts[f"{split}_bytes"] += nbytes
             counts["docs"] += 1
             bar.update(nbytes)
-    for f in files.values():
-        f.close()
     return counts
 
 
-def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, workers=None, out_root=DATA_DIR):
-    """Build data/<name>/ from {domain: callable returning an iterator of (doc_id, text)}. The folder is written
-    under a temporary name and renamed at the end, so an interrupted run never leaves a half-built dataset."""
+def check_split(dom, counts, val_fraction):
+    """A domain needs text on both sides of the split: say which side is empty, why, and what to do."""
+    skipped = counts["skipped_binary"] + counts["skipped_unreadable"]
+    if counts["docs"] == 0:
+        raise PrepareError(f"domain {dom!r} has no text: no document was read"
+                           + (f" ({counts['skipped_binary']} binary and {counts['skipped_unreadable']} unreadable "
+                              f"files skipped)" if skipped else "") + "; check its source (--source DOMAIN=GLOB)")
+    for split, fix in (("val", "raise --val_fraction"), ("train", "lower --val_fraction")):
+        if counts[f"{split}_tokens"] == 0:
+            raise PrepareError(
+                f"domain {dom!r}: its {split} split is empty: none of its {counts['docs']} documents fell in {split} "
+                f"(a document goes to val when a hash of its text is below --val_fraction={val_fraction}). Give it "
+                f"more documents, {fix}, or lower --split_bytes and --piece_bytes so that its large files are cut "
+                f"into more, smaller documents")
+
+
+# -------------------------------------------------------------------------------------------------------------
+# The dataset folder: names are names, nothing is deleted that prepare.py did not create
+
+TEMP_MARK = ".prepare_in_progress"  # in every temporary folder prepare.py makes: only such folders are removed
+
+
+def check_name(name):
+    """A dataset name is one folder name under out_root: never empty, '.', '..', hidden, absolute or a path (each
+    would put the dataset, and what replacing it deletes, somewhere else)."""
+    seps = [sep for sep in ("/", "\\", os.sep, os.altsep) if sep]
+    if (not name or name in (".", "..") or name.startswith(".") or os.path.isabs(name) or "\0" in name
+            or any(sep in name for sep in seps)):
+        raise PrepareError(f"--name={name!r}: a dataset name is one folder name, not empty, '.', '..', hidden, "
+                           f"absolute or containing a path separator (the dataset goes to <out_root>/<name>)")
+
+
+def existing_dataset(final):
+    """The meta.json of a dataset already at `final`, None when there is nothing there; anything else there is not
+    prepare.py's to replace."""
+    if not os.path.lexists(final):
+        return None
+    meta_path = os.path.join(final, "meta.json")
+    if os.path.islink(final) or not os.path.isdir(final) or not os.path.isfile(meta_path):
+        raise PrepareError(f"{final} exists and is not a dataset (no meta.json): prepare.py replaces only datasets "
+                           f"it wrote; choose another --name, or move it away yourself")
+    try:
+        with open(meta_path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return {}  # a dataset whose meta.json is damaged: replaceable with --overwrite
+
+
+def _temp_folders(out_root, name):
+    """prepare.py's own temporary folders for `name` (.<name>.tmp.<pid>, .<name>.old.<pid>), with their pids."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|old)\.(\d+)$")
+    found = [(os.path.join(out_root, f), int(m.group(2))) for f in (os.listdir(out_root) if os.path.isdir(out_root)
+                                                                     else ()) if (m := pattern.match(f))]
+    return [(path, pid) for path, pid in found if os.path.isfile(os.path.join(path, TEMP_MARK))]
+
+
+def remove_stale_temp_folders(out_root, name):
+    """Temporary folders of an earlier run for this name whose process is gone (killed mid-build)."""
+    for path, pid in _temp_folders(out_root, name):
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(path)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _make_temp_folder(out_root, name, kind="tmp"):
+    path = os.path.join(out_root, f".{name}.{kind}.{os.getpid()}")
+    os.makedirs(out_root, exist_ok=True)
+    os.mkdir(path)  # fails if it exists: this folder is ours alone
+    open(os.path.join(path, TEMP_MARK), "w").close()
+    return path
+
+
+def _install(tmp, final, replace):
+    """Move the finished dataset into place; an old one (replace=True) is moved aside first, then removed."""
+    os.remove(os.path.join(tmp, TEMP_MARK))
+    if not replace:
+        os.rename(tmp, final)
+        return
+    old = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.old.{os.getpid()}")
+    open(os.path.join(final, TEMP_MARK), "w").close()  # marks it as ours to delete, should we be killed now
+    os.rename(final, old)
+    os.rename(tmp, final)
+    shutil.rmtree(old)
+
+
+def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, workers=None, out_root=DATA_DIR,
+            overwrite=False, split_bytes=256 * 1024, piece_bytes=4096, recipe=None):
+    """Build <out_root>/<name>/ from {domain: callable returning an iterator of (doc_id, text)}; returns (folder,
+    meta). The dataset is written to a temporary folder beside it and renamed into place when whole, so an
+    interrupted run never leaves a half-built dataset. An existing dataset is kept: returned as it is when its
+    meta.json records this `recipe` (the command that built it), refused otherwise, unless overwrite=True."""
+    check_name(name)
+    if not out_root:
+        raise PrepareError("--out_root is empty: give the folder that holds the datasets (default: data/)")
+    final = os.path.join(out_root, name)
+    old = existing_dataset(final)
+    if old is not None and not overwrite:
+        if recipe is not None and old.get("recipe") == recipe:
+            return final, dict(old, kept=True)
+        raise PrepareError(f"{final} already holds a dataset" + (f" (tokenizer {old.get('tokenizer')!r}, domains "
+                           f"{', '.join(old.get('domains', {}))})" if old else "") + "; pass --overwrite to replace "
+                           f"it, or choose another --name")
+    remove_stale_temp_folders(out_root, name)
     tok = get_tokenizer(tokenizer)
     dtype = np.uint16 if tok.n_vocab <= 2 ** 16 else np.uint32
-    final = os.path.join(out_root, name)
-    tmp = final + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    domains = {}
-    for dom, make_docs in sources.items():
-        counts = write_domain(make_docs(), os.path.join(tmp, dom), tok, dtype, val_fraction, max_bytes,
-                              workers or os.cpu_count(), desc=f"{name}/{dom}")
-        if counts["train_tokens"] == 0 or counts["val_tokens"] == 0:
-            raise SystemExit(f"domain {dom!r} got {counts['train_tokens']} train and {counts['val_tokens']} val "
-                             f"tokens: give it more documents or raise --val_fraction")
-        domains[dom] = counts
-    meta = {"tokenizer": tok.name, "vocab_size": tok.n_vocab, "dtype": np.dtype(dtype).name, "eot": tok.eot,
-            "domains": domains}
-    with open(os.path.join(tmp, "meta.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    tmp = _make_temp_folder(out_root, name)
+    try:
+        domains = {}
+        for dom, make_docs in sources.items():
+            counts = write_domain(make_docs(), os.path.join(tmp, dom), tok, dtype, val_fraction, max_bytes,
+                                  workers or os.cpu_count(), desc=f"{name}/{dom}", split_bytes=split_bytes,
+                                  piece_bytes=piece_bytes)
+            check_split(dom, counts, val_fraction)
+            domains[dom] = counts
+        meta = {"tokenizer": tok.name, "vocab_size": tok.n_vocab, "tokenizer_fingerprint": tok.fingerprint,
+                "dtype": np.dtype(dtype).name, "eot": tok.eot, "domains": domains,
+                **({"recipe": recipe} if recipe is not None else {})}
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump(meta, f, indent=2)
+        _install(tmp, final, replace=old is not None)
+    except BaseException:  # a failure or Ctrl-C: nothing half-built stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return final, meta
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--name", default=None, help="dataset folder under data/ (default: pycorpus, or the --hf name)")
+    p.add_argument("--name", default=None, help="dataset folder under out_root (default: pycorpus, custom with "
+                                                "--source, or the --hf name)")
     p.add_argument("--source", action="append", default=[], metavar="DOMAIN=GLOB",
                    help="a domain of local text files; repeat for several domains (GLOB may repeat, comma-separated)")
     p.add_argument("--hf", default=None, help="openwebtext | fineweb-edu | slimpajama (needs datasets + network)")
-    p.add_argument("--tokenizer", default="gpt2", choices=["gpt2", "byte"])
-    p.add_argument("--val_fraction", type=float, default=0.02)
-    p.add_argument("--max_bytes", type=float, default=20e6, help="text per domain to read (0 = all)")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--out_root", default=DATA_DIR)
+    p.add_argument("--tokenizer", default="gpt2", choices=["gpt2", "byte"], help="(default: %(default)s)")
+    p.add_argument("--val_fraction", type=float, default=0.02, help="share of documents in val (default: %(default)s)")
+    p.add_argument("--max_bytes", type=float, default=20e6, help="text per domain to read, 0 = all (default: 20e6)")
+    p.add_argument("--split_bytes", type=float, default=256 * 1024,
+                   help="a text longer than this is cut into documents of about --piece_bytes (0 = never; "
+                        "default: %(default)d)")
+    p.add_argument("--piece_bytes", type=float, default=4096, help="(default: %(default)d)")
+    p.add_argument("--workers", type=int, default=None, help="tokenizing processes (default: one per CPU)")
+    p.add_argument("--out_root", default=DATA_DIR, help="where dataset folders go (default: the repository's data/)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of this name")
     a = p.parse_args(argv)
+    try:
+        sources, name = _sources(a)
+        recipe = {"sources": a.source or (f"hf:{a.hf}" if a.hf else "pycorpus"), "tokenizer": a.tokenizer,
+                  "val_fraction": a.val_fraction, "max_bytes": int(a.max_bytes), "split_bytes": int(a.split_bytes),
+                  "piece_bytes": int(a.piece_bytes)}
+        if a.piece_bytes < 1 or a.split_bytes < 0 or not 0 <= a.val_fraction < 1:
+            raise PrepareError("--piece_bytes must be >= 1, --split_bytes >= 0 and --val_fraction in [0, 1)")
+        path, meta = prepare(name, sources, a.tokenizer, a.val_fraction, int(a.max_bytes), a.workers, a.out_root,
+                             a.overwrite, int(a.split_bytes), int(a.piece_bytes), recipe)
+    except (PrepareError, TokenizerError) as e:
+        raise SystemExit(f"prepare.py: {e}") from None
+    except ConnectionError as e:  # --hf without a network (the unfinished dataset is gone already)
+        raise SystemExit(f"prepare.py: cannot reach the Hugging Face Hub ({e}): --hf needs a network; offline, build "
+                         f"the default corpus (python data/prepare.py) or one of your own files (--source)") from None
+    except OSError as e:  # a full, read-only or foreign disk: one line (the unfinished dataset is gone already)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        where = e.filename or a.out_root
+        free = f" ({_free_mib(where):,.0f} MiB free there)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise SystemExit(f"prepare.py: {e.strerror} writing {where}{free}; nothing half-built was left behind: "
+                         f"make room and run it again") from None
+    _report(path, meta)
+    return 0
+
+
+def _free_mib(path):
+    folder = os.path.abspath(path)
+    while not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    return shutil.disk_usage(folder).free / 2 ** 20
+
+
+def _sources(a):
     if a.source:
         sources = {}
         for s in a.source:
             dom, sep, pats = s.partition("=")
             if not sep or not dom or not pats:
-                raise SystemExit(f"--source {s!r}: expected DOMAIN=GLOB, e.g. --source code='src/**/*.py'")
+                raise PrepareError(f"--source {s!r}: expected DOMAIN=GLOB, e.g. --source code='src/**/*.py'")
+            if not matching_files(pats.split(",")):
+                raise PrepareError(f"--source {s!r}: no file matches {pats!r} (relative to {os.getcwd()}; quote the "
+                                   f"pattern so that the shell leaves '**' to prepare.py)")
             sources[dom] = lambda pats=pats: files_source(pats.split(","))
-        name = a.name or "custom"
-    elif a.hf:
-        sources, name = hf_sources(a.hf), a.name or a.hf
-    else:
-        sources, name = pycorpus_sources(), a.name or "pycorpus"
-    path, meta = prepare(name, sources, a.tokenizer, a.val_fraction, int(a.max_bytes), a.workers, a.out_root)
-    print(f"wrote {path}")
+        return sources, _name(a, "custom")
+    if a.hf:
+        return hf_sources(a.hf), _name(a, a.hf)
+    return pycorpus_sources(), _name(a, "pycorpus")
+
+
+def _name(a, default):
+    return default if a.name is None else a.name  # --name= (empty) is refused by check_name, not defaulted
+
+
+def _report(path, meta):
+    if meta.get("kept"):
+        print(f"{path} holds a dataset built with these settings already: kept (--overwrite rebuilds it)")
+        return
+    print(f"wrote {path} (tokenizer {meta['tokenizer']}, {meta['vocab_size']:,} ids)")
     for dom, c in meta["domains"].items():
         print(f"  {dom:>10}: {c['train_tokens']:>12,} train tokens, {c['val_tokens']:>10,} val tokens, {c['docs']:,} docs "
-              f"({c['duplicates']:,} exact duplicates dropped)")
+              f"({c['duplicates']:,} exact duplicates dropped"
+              + (f", {c['split_texts']:,} large text(s) cut into documents" if c["split_texts"] else "")
+              + (f", {c['skipped_binary']:,} binary files skipped" if c["skipped_binary"] else "")
+              + (f", {c['skipped_unreadable']:,} unreadable files skipped" if c["skipped_unreadable"] else "") + ")")
 
 
 if __name__ == "__main__":

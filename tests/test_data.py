@@ -8,12 +8,7 @@ from data import prepare
 from data.loader import Batcher
 from data.prepare import files_source, get_tokenizer
 
-SHARED_RANKS = os.path.join(prepare.REPO_DIR, "..", "shared", "data", "gpt2.tiktoken")
-
-
-@pytest.mark.skipif(not any(p and os.path.isfile(p) for p in prepare.GPT2_RANKS_PATHS),
-                    reason="no local GPT-2 ranks file (see data/prepare.py)")
-def test_gpt2_tokenizer_from_a_local_ranks_file():
+def test_gpt2_tokenizer_from_the_ranks_file_in_the_repository():
     tok = get_tokenizer("gpt2")
     assert tok.n_vocab == 50257 and tok.eot == 50256
     assert tok.encode("Hello world") == [15496, 995]  # GPT-2's own ids
@@ -21,12 +16,21 @@ def test_gpt2_tokenizer_from_a_local_ranks_file():
     assert tok.decode(tok.encode(text)) == text
 
 
-def test_gpt2_tokenizer_without_file_or_network_says_how_to_get_one(monkeypatch):
+def test_gpt2_tokenizer_unavailable_is_three_lines_with_the_fix(monkeypatch, tmp_path):
+    """No ranks file and no network: what is missing, the one command that fixes it, and --tokenizer=byte."""
     import tiktoken
-    monkeypatch.setattr(prepare, "GPT2_RANKS_PATHS", ["/nonexistent/gpt2.tiktoken"])
+    monkeypatch.setattr(prepare, "GPT2_RANKS_FILE", str(tmp_path / "gpt2.tiktoken"))
+    monkeypatch.delenv("NANOGROW_GPT2_RANKS", raising=False)
     monkeypatch.setattr(tiktoken, "get_encoding", lambda name: (_ for _ in ()).throw(ConnectionError("offline")))
-    with pytest.raises(RuntimeError, match=r"(?s)cannot build the GPT-2 tokenizer.*r50k_base.tiktoken.*"
-                                           r"NANOGROW_GPT2_RANKS.*--tokenizer=byte"):
+    with pytest.raises(prepare.TokenizerError) as e:
+        get_tokenizer("gpt2")
+    lines = str(e.value).splitlines()
+    assert len(lines) == 3, lines
+    assert "gpt2.tiktoken is missing" in lines[0] and "could not download" in lines[0]
+    assert lines[1].strip().startswith("fix: git checkout -- data/gpt2.tiktoken")
+    assert "--tokenizer=byte" in lines[2]
+    (tmp_path / "gpt2.tiktoken").write_bytes(b"not the ranks")  # a damaged copy is named as such
+    with pytest.raises(prepare.TokenizerError, match="is not GPT-2's ranks file"):
         get_tokenizer("gpt2")
     with pytest.raises(ValueError, match="unknown tokenizer 'bpe'"):
         get_tokenizer("bpe")
@@ -57,7 +61,7 @@ def test_prepare_writes_domains_streams_and_splits_stably(tmp_path):
     again, _ = prepare.prepare("ds2", sources, tokenizer="byte", val_fraction=0.25, workers=1, out_root=str(tmp_path))
     for d in ("a", "b"):
         assert open(os.path.join(path, d, "val.bin"), "rb").read() == open(os.path.join(again, d, "val.bin"), "rb").read()
-    assert not os.path.exists(os.path.join(tmp_path, "ds.tmp"))
+    assert sorted(os.listdir(tmp_path)) == ["ds", "ds2", "src"]  # no temporary folder left behind
 
 
 def test_prepare_drops_exact_copies_so_val_never_leaks_into_train(tmp_path):
@@ -84,7 +88,7 @@ def test_prepare_drops_exact_copies_so_val_never_leaks_into_train(tmp_path):
 
 def test_prepare_refuses_a_domain_without_val_tokens(tmp_path):
     (tmp_path / "one.txt").write_text("a single short document")
-    with pytest.raises(SystemExit, match="domain 'x' got .* val tokens"):
+    with pytest.raises(prepare.PrepareError, match="domain 'x': its val split is empty: none of its 1 documents"):
         prepare.prepare("bad", {"x": lambda: files_source([str(tmp_path / "one.txt")])}, tokenizer="byte",
                         val_fraction=0.0, workers=1, out_root=str(tmp_path))
     assert not os.path.exists(tmp_path / "bad")  # nothing half-built under the real name

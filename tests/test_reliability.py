@@ -260,9 +260,10 @@ def test_tokens_outside_the_vocabulary_and_a_disagreeing_meta_are_refused(datase
 
 def test_ddp_rank_death_is_reported_and_resume_continues(tiny_dataset, tmp_path):
     """One of two torchrun workers is killed: torchrun reports the failure and exits non-zero; relaunching the
-    same command with --init_from=resume continues from the last checkpoint to the end."""
+    same command with --init_from=resume continues from the last checkpoint to the end. The default accumulation
+    (1) is rounded up to the 2 processes, in one line."""
     out = tmp_path / "run"
-    args = RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--gradient_accumulation_steps=2", "--max_iters=30"]
+    args = RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--max_iters=30"]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.Popen(torchrun + [os.path.join(REPO, "train.py")] + args, cwd=REPO, env=env,
@@ -273,6 +274,7 @@ def test_ddp_rank_death_is_reported_and_resume_continues(tiny_dataset, tmp_path)
     os.kill(rank1[0], signal.SIGKILL)
     stdout, stderr = p.communicate(timeout=120)
     assert p.returncode != 0 and "train.py FAILED" in stderr and "Signal 9 (SIGKILL)" in stderr
+    assert "gradient_accumulation_steps=1 rounded up to 2, a multiple of the 2 processes" in stdout
     run_train(args + ["--init_from=resume"], launcher=torchrun)
     assert final_state(out)["iter_num"] == 30
 
