@@ -8,6 +8,11 @@ An arm is one train.py run in <out>/<arm>/. It counts as finished when the last 
 metrics.jsonl is at the run's last iteration (train.py always evaluates there). <out>/<arm>/arm.json records the
 train.py arguments the arm was started with: a later call with different arguments refuses to reuse or resume that
 folder instead of mixing two settings in one table.
+
+Seeds (--seeds N): every arm runs N times, with train.py's seed (model init and data order) = the settings' seed,
+seed + 1, ... The first seed's arms live in <out>/<arm>/ (so a one-seed run is the first seed of a longer one and
+is reused), the others' in <out>/seed<seed>/<arm>/. Tables then give, per number, the mean over seeds and the
+range (min-max) in brackets; comparisons (a speedup, a difference of losses) are taken within a seed first.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -27,7 +33,7 @@ if REPO not in sys.path:
 
 from configurator import ConfigError, apply_overrides, defaults_from_script  # noqa: E402
 
-SCALES = ("tiny", "mini")
+SCALES = ("tiny", "cpu", "mini")
 SET_BY_SCRIPT = ("out_dir",)  # train.py settings the scripts set per arm; refused as user overrides
 
 
@@ -68,7 +74,12 @@ def _parser(experiment, arms, doc):
                                 epilog="Any further --key=value is a train.py setting forwarded to every run "
                                        "(after the config file, before the arm's own settings).")
     p.add_argument("--scale", choices=SCALES, default="tiny",
-                   help=f"config/{experiment}_<scale>.py: tiny = seconds on a CPU, mini = minutes per arm on one GPU")
+                   help=f"config/{experiment}_<scale>.py: tiny = seconds on a CPU (a pipeline check), cpu = the "
+                        f"paper's headline comparison in under 20 minutes per seed on a 2-core CPU (byte-level "
+                        f"dataset, see the config), mini = minutes per arm on one GPU")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="run every arm with N seeds (train.py's seed, seed + 1, ...: model init and data order); "
+                        "tables give the mean and the min-max range over seeds (default: 1)")
     p.add_argument("--out", default=None, help=f"output folder (default: out/{experiment}_<scale> in the repo)")
     p.add_argument("--dataset", default=None, help="dataset name under data/ or a path to one (default: the config's)")
     p.add_argument("--arms", default="all", help=f"comma-separated subset of: {', '.join(arms)} (default: all)")
@@ -79,11 +90,13 @@ def _parser(experiment, arms, doc):
     return p
 
 
-def parse(argv, experiment, arms, doc):
+def parse(argv, experiment, arms, doc, options=None):
     """Parse an experiment script's command line (argv None: sys.argv[1:]); returns args with .overrides (train.py
     --key=value, validated), .arm_list, .out (absolute), .config (relative to the repo) and .launcher (a list)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser(experiment, arms, doc)
+    if options:  # the experiment's own options: options(parser) adds them
+        options(parser)
     args, extra = parser.parse_known_args(argv)
     for a in extra:
         key, sep, _ = a[2:].partition("=") if a.startswith("--") else ("", "", "")
@@ -92,6 +105,8 @@ def parse(argv, experiment, arms, doc):
         if key in SET_BY_SCRIPT:
             parser.error(f"{a!r}: the experiment sets {key} for each arm (use --out for the output folder)")
     args.overrides = list(extra)
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: must be at least 1")
     if args.dataset:  # a folder given relative to the caller's directory: make it absolute (train.py runs elsewhere)
         ds = os.path.abspath(args.dataset) if os.path.isdir(args.dataset) else args.dataset
         args.overrides.insert(0, f"--dataset={ds}")
@@ -105,7 +120,10 @@ def parse(argv, experiment, arms, doc):
     if unknown or not names:
         parser.error(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(arms)}")
     args.arm_list = names
+    args.seed_list = [int(args.settings["seed"]) + k for k in range(args.seeds)]
     args.out = os.path.abspath(args.out or os.path.join(REPO, "out", f"{experiment}_{args.scale}"))
+    # results record "python" for this interpreter, never one machine's path to it
+    args.launcher_text = args.launcher or "python"
     args.launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     args.command = f"python experiments/{experiment}.py " + shlex.join(argv)
     return args
@@ -119,10 +137,22 @@ def with_dependencies(names, arms, depends):
     return [a for a in arms if a in need]
 
 
+def seed_dir(out, k, seed):
+    """Where the k-th seed's arms live: out itself for the first seed (k = 0), out/seed<seed> for the others."""
+    return out if k == 0 else os.path.join(out, f"seed{seed}")
+
+
+def seed_args(k, seed):
+    """train.py settings of the k-th seed: none for the first (the settings' own seed, so its arms are exactly a
+    one-seed run's and are reused), --seed=<seed> for the others."""
+    return [] if k == 0 else [f"--seed={seed}"]
+
+
 def child_env(scale):
     """Environment of the train.py processes: tiny models gain nothing from intra-op threads and lose a lot to
     oversubscription on a busy CPU, so the tiny scale defaults OMP_NUM_THREADS to 1 (a value set by the user
-    wins)."""
+    wins). The cpu scale's models are large enough to use every core (about 1.85x on 2 cores), so torch's
+    default thread count stays."""
     env = dict(os.environ)
     if scale == "tiny":
         env.setdefault("OMP_NUM_THREADS", "1")
@@ -204,9 +234,14 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
     if dry_run:
         return "dry"
     os.makedirs(run_dir, exist_ok=True)
+    record = {"arm": name, "argv": argv, "last_iter": last, "wall_s": (record or {}).get("wall_s", 0.0)}
     with open(record_path, "w") as f:
-        json.dump({"arm": name, "argv": argv, "last_iter": last}, f, indent=2)
+        json.dump(record, f, indent=2)
+    t0 = time.time()
     stream(name, cmd, run_dir, env, log)
+    record["wall_s"] = (record or {}).get("wall_s", 0.0) + time.time() - t0  # kept across resumes
+    with open(record_path, "w") as f:
+        json.dump(record, f, indent=2)
     if not is_done(run_dir, last):
         raise SystemExit(f"arm {name}: train.py ended without an evaluation at iter {last} (stopped by a signal?); "
                          f"see {run_dir}/train.log. Rerun the same command to resume it from its last checkpoint")
@@ -245,15 +280,45 @@ def ran_on(run_dir):
     return found
 
 
+def dataset_meta(name):
+    """meta.json of a dataset given by name (a folder under data/) or path; None when it is not found here."""
+    from data.loader import load_meta
+    for d in (name, os.path.join(REPO, "data", str(name))):
+        if name and os.path.isfile(os.path.join(d, "meta.json")):
+            return load_meta(d)
+    return None
+
+
+def bpb(val_loss, meta):
+    """Bits per byte of text per domain from val losses in nats per token (eval.bits_per_byte, with the dataset's
+    val token and byte counts), and their mean over domains as "mean"; {} without the counts."""
+    import eval as ev
+    if not meta:
+        return {}
+    out = {}
+    for d, loss in val_loss.items():
+        counts = meta["domains"].get(d, {})
+        b = ev.bits_per_byte(loss, counts.get("val_tokens"), counts.get("val_bytes"))
+        if b is None:
+            return {}
+        out[d] = b
+    if out:
+        out["mean"] = sum(out.values()) / len(out)
+    return out
+
+
 def summary(run_dir):
-    """A finished run in a few numbers: final evaluation (iter, tokens, flops, val loss per domain and mean),
-    grow events, the mixture, and what it ran on."""
+    """A finished run in a few numbers: final evaluation (iter, tokens, flops, val loss per domain and mean, and in
+    bits per byte when the dataset records its byte counts), grow events, the mixture, and what it ran on."""
     ev = final_eval(run_dir)
     cfg = run_config(run_dir)
+    b = bpb(ev["val_loss"], dataset_meta(cfg.get("dataset")))
     return {"run_dir": run_dir, "iter": ev["iter"], "tokens": ev["tokens"], "flops": ev["flops"],
             "val_loss": ev["val_loss"], "val_loss_mean": ev["val_loss_mean"],
+            "val_bpb": {d: v for d, v in b.items() if d != "mean"}, "val_bpb_mean": b.get("mean"),
             "mixture": ev.get("mixture") or cfg.get("mixture"), "grow_events": grow_events(run_dir),
-            "n_layer": cfg.get("n_layer"), "n_embd": cfg.get("n_embd"), "ran_on": ran_on(run_dir)}
+            "n_layer": cfg.get("n_layer"), "n_embd": cfg.get("n_embd"), "seed": cfg.get("seed"),
+            "ran_on": ran_on(run_dir)}
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -271,11 +336,17 @@ def host_device():
 
 
 def header(args, title):
-    """The run's provenance: command, device, date, settings source."""
+    """The run's provenance: command, device, date, settings source, seeds."""
     return {"experiment": title, "command": args.command, "device": host_device(),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "scale": args.scale,
-            "config": args.config, "overrides": args.overrides, "launcher": shlex.join(args.launcher),
-            "dataset": args.settings["dataset"], "out": args.out}
+            "config": args.config, "overrides": args.overrides, "launcher": args.launcher_text,
+            "dataset": args.settings["dataset"], "out": _shown(args.out), "seeds": args.seed_list}
+
+
+def _shown(path):
+    """A path as results files record it: relative to the repository when inside it (results travel)."""
+    rel = os.path.relpath(path, REPO)
+    return path if rel.startswith("..") else rel
 
 
 def fmt(x, spec=".4f"):
@@ -286,6 +357,35 @@ def pct(x):
     return "-" if x is None else f"{x:+.1%}"
 
 
+def spread(values):
+    """(mean, min, max) of the values that are not None, or None when there are none."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return None
+    return sum(vals) / len(vals), min(vals), max(vals)
+
+
+def fmt_spread(values, spec=".4f", percent=False):
+    """One number over seeds: 'mean' for one value, 'mean [min, max]' for several; '-' when none is known. Seeds
+    where the value is None (e.g. a target never reached) are left out and counted: 'mean [min, max] (2 of 3)'."""
+    f = (lambda x: f"{x:+.1%}") if percent else (lambda x: format(x, spec))
+    sp = spread(values)
+    if sp is None:
+        return "-"
+    known = sum(v is not None for v in values)
+    if len(values) == 1:
+        return f(sp[0])
+    text = f"{f(sp[0])} [{f(sp[1])}, {f(sp[2])}]" if known > 1 else f(sp[0])
+    return text + (f" ({known} of {len(values)})" if known < len(values) else "")
+
+
+def seeds_note(seeds):
+    if len(seeds) == 1:
+        return f"One seed ({seeds[0]}): no spread (run with --seeds N for N seeds)."
+    return (f"{len(seeds)} seeds ({', '.join(map(str, seeds))}; train.py's seed: model init and data order). Each "
+            f"cell: mean over seeds [min, max]; comparisons are taken within a seed, then averaged.")
+
+
 def md_table(headers, rows, align=None):
     align = align or ["---"] + ["---:"] * (len(headers) - 1)
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
@@ -293,29 +393,77 @@ def md_table(headers, rows, align=None):
     return "\n".join(lines)
 
 
-def plot(out, runs, filename="loss_curves.png", target=None):
-    """Val loss vs tokens and vs FLOPs of {name: run_dir} with eval.py's plot_curves; returns (path or None, note)."""
+def plot_seeds(path, series, panels, target=None, title=None):
+    """Val loss (mean over domains) of runs over several seeds, one PNG with a panel per x axis.
+
+    series: {arm: [run_dir, ...]} (one run per seed: one colour per arm, seeds drawn alike); panels: [(x label,
+    x)] where x is a metrics key ("tokens", "flops") or a function (run_dir, evals, events) -> [x per evaluation].
+    target: a loss drawn as a dotted line (a number, or one per seed: the first is drawn); a vertical dotted line
+    in an arm's colour marks its growth (first seed, metrics-key panels). Linear axes, the y axis cut at the losses
+    of the runs' second half so the comparison is readable. Returns (path or None, note)."""
     import eval as ev
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
     except ImportError:
         return None, ("no plot: matplotlib is not installed (pip install matplotlib, then rerun: finished arms are "
                       "reused)")
-    series = []
-    for name, d in runs.items():
-        try:
-            e, events = ev.read_evals(d, log=lambda *a: None)
-        except ev.EvalError:
-            continue
-        series.append((name, e, events))
-    if not series:
+    runs = {}
+    for arm, dirs in series.items():
+        for d in dirs:
+            try:
+                runs.setdefault(arm, []).append((d, *ev.read_evals(d, log=lambda *a: None)))
+            except ev.EvalError:
+                continue
+    if not runs:
         return None, "no finished runs to plot"
-    path = os.path.join(out, filename)
-    try:
-        ev.plot_curves(series, path, target)
-    except ev.EvalError as e:
-        return None, f"no plot: {e}"
-    return path, f"plot: {filename}"
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    losses = [float(e["val_loss_mean"]) for rs in runs.values() for _, evals, _ in rs for e in evals]
+    late = [float(e["val_loss_mean"]) for rs in runs.values() for _, evals, _ in rs
+            for e in evals[len(evals) // 2:]]
+    for ax, (label, x) in zip(axes[0], panels):
+        for i, (arm, rs) in enumerate(runs.items()):
+            colour = f"C{i}"
+            for j, (d, evals, events) in enumerate(rs):
+                xs = [e.get(x) for e in evals] if isinstance(x, str) else list(x(d, evals, events))
+                pts = [(a, float(e["val_loss_mean"])) for a, e in zip(xs, evals) if a is not None]
+                if pts:
+                    ax.plot(*zip(*pts), color=colour, lw=1.2, alpha=0.9 if j == 0 else 0.55,
+                            ls="-" if j == 0 else "--", label=arm if j == 0 else None)
+                for g in events if j == 0 and isinstance(x, str) else ():  # the first seed's growth, if any
+                    if g.get("event") == "grow" and g.get(x):
+                        ax.axvline(g[x], color=colour, ls=":", lw=0.8, alpha=0.7)
+        if target is not None:
+            ax.axhline(target[0] if isinstance(target, (list, tuple)) else target, color="gray", ls=":", lw=0.9)
+        ax.set_ylim(min(losses) - 0.05, max(late) + 0.5 * (max(late) - min(losses)) + 0.1)
+        ax.set_xlabel(label)
+        ax.set_ylabel("val loss, mean over domains (nats)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path, f"plot: {os.path.basename(path)}"
+
+
+def wall_minutes(out, seeds):
+    """{seed: minutes} summed over the arms' arm.json records under out (the first seed's arms sit in out itself,
+    the others' in out/seed<seed>/); arms reused from an earlier call count the time they took then."""
+    total = {}
+    for root, _, files in os.walk(out):
+        if "arm.json" not in files:
+            continue
+        with open(os.path.join(root, "arm.json")) as f:
+            wall = json.load(f).get("wall_s")
+        m = re.match(r"seed(\d+)$", os.path.relpath(root, out).split(os.sep)[0])
+        seed = int(m.group(1)) if m else (seeds[0] if seeds else None)
+        if wall is not None and seed in seeds:
+            total[seed] = total.get(seed, 0.0) + wall / 60
+    return {seed: total[seed] for seed in seeds if seed in total}
 
 
 def write_results(out, head, data, sections):
@@ -331,6 +479,13 @@ def write_results(out, head, data, sections):
              f"- date: {head['date']}",
              f"- settings: `{head['config']}`" + (f" + `{' '.join(head['overrides'])}`" if head["overrides"] else ""),
              f"- dataset: {head['dataset']}"]
+    if len(head.get("seeds") or []) > 1:
+        lines.append(f"- seeds: {', '.join(map(str, head['seeds']))} (first in the arms' own folders, the others "
+                     f"in seed<seed>/)")
+    walls = wall_minutes(out, head.get("seeds") or [])
+    if walls:
+        lines.append("- wall time of the train.py runs, per seed: " + ", ".join(f"{seed}: {m:.1f} min"
+                                                                              for seed, m in walls.items()))
     ran_on = sorted({r.get("ran_on") for r in (data.get("arms") or {}).values() if r.get("ran_on")})
     if ran_on:
         lines.append("- train.py reported: " + "; ".join(f"`{x}`" for x in ran_on))

@@ -4,7 +4,8 @@ from a trained small one reach the loss of a model trained from scratch with few
 works? Every arm is one train.py run (in-run growth: the small model trains d tokens, grows, and trains on to the
 same token budget B; its tokens and FLOPs include the small phase).
 
-    python experiments/gstack.py --scale tiny --dataset data/<name>        # seconds on a CPU
+    python experiments/gstack.py --scale tiny --dataset data/<name>        # seconds on a CPU (pipeline check)
+    python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2   # the headline, ~11 min a seed
     python experiments/gstack.py --scale mini                              # one GPU, pycorpus
     python experiments/gstack.py --scale mini --arms scratch,gstack \
         --launcher "torchrun --standalone --nproc_per_node=8"
@@ -21,17 +22,22 @@ grow_at_tokens, g = grow_factor, the budget. Arms:
   width_<op>     widthwise: L_big layers at half width (n_embd / 2, n_head / 2: head_dim kept) grown to n_embd
                  after d tokens with operator <op> (direct = Net2Net/bert2BERT splitting, zero, random, learn)
 
-Outputs in --out: one folder per arm, results.json, results.md (final val loss, tokens, FLOPs, and the speedup at
-equal loss against scratch, sp = FLOPs_scratch / FLOPs_arm - 1 at scratch's final val loss, via eval.compare_runs),
-loss_curves.png when matplotlib is installed. Finished arms are reused, interrupted ones resumed.
+Outputs in --out: one folder per arm, results.json, results.md (final val loss and bits per byte, tokens, FLOPs, and
+the speedup at equal loss against scratch at scratch's final val loss, sp = cost_scratch / cost_arm - 1, in two
+conventions: exact FLOPs (eval.compare_runs) and the paper's tokens, where a small-model token counts 1/g
+(grow.paper_tokens)), loss_vs_flops.png when matplotlib is installed. With --seeds N every arm runs N times
+(experiments/common.py: the first seed in <out>/<arm>, the others in <out>/seed<seed>/<arm>) and results.md opens
+with the mean [min, max] over seeds. Finished arms are reused, interrupted ones resumed.
 """
 
+import math
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import common  # noqa: E402
+import grow  # noqa: E402
 
 OPS = ("direct", "zero", "random", "learn")
 ARMS = ["scratch", "gstack"] + [f"depth_{op}" for op in OPS] + [f"width_{op}" for op in OPS]
@@ -108,6 +114,39 @@ def shape(row):
     return str(row["n_layer"]), str(row["n_embd"])
 
 
+def g_of(row):
+    """The growth factor g of a grown arm as the paper defines it (grow.growth_factor: ratio of non-embedding
+    parameters, depthwise the layer ratio), from its grow event; 1 for an arm that never grew."""
+    ev = row["grow_events"]
+    return float(grow.growth_factor(ev[0]["before"], ev[0]["after"])) if ev else 1.0
+
+
+def paper_curve(evals, events):
+    """[(paper tokens, val loss)] of a run (eval.paper_curve: grow.paper_tokens, a small-model token = 1/g)."""
+    import eval as ev
+    return ev.paper_curve(ev.curve(evals, "tokens"), events)
+
+
+def speedups(rows, comparison):
+    """Per arm, the speedup over scratch at scratch's final val loss in two conventions, as eval.compare_runs
+    computes them: exact FLOPs (train.py's count, small phase included) and the paper's tokens (grow.paper_tokens:
+    scratch's tokens against the arm's tokens with each small-model token at 1/g). Adds the keys to each row."""
+    import eval as ev
+    target = comparison["target"]
+    base_flops = ev.curve(ev.read_evals(rows["scratch"]["run_dir"], log=lambda *a: None)[0], "flops")
+    for arm, row in rows.items():
+        c = comparison["runs"][os.path.basename(row["run_dir"])]
+        pc = paper_curve(*ev.read_evals(row["run_dir"], log=lambda *a: None))
+        row.update({"flops_to_target": c.get("flops_to_target"), "tokens_to_target": c.get("tokens_to_target"),
+                    "speedup": c.get("speedup"), "token_speedup": c.get("token_speedup"), "g": g_of(row),
+                    "paper_tokens": pc[-1][0] if pc else None,
+                    "paper_tokens_to_target": ev.tokens_to_reach(pc, target),
+                    "paper_speedup": c.get("speedup_paper")})
+        # scratch's val loss at the arm's final FLOPs minus the arm's: > 0 = the arm is ahead at equal compute
+        at = ev.loss_at(base_flops, float(row["flops"]))
+        row["gain_at_equal_flops"] = None if at is None else at - row["val_loss_mean"]
+
+
 def claims(rows, comparison):
     """One sentence per grown arm, from the numbers the runs logged."""
     out = []
@@ -124,9 +163,11 @@ def claims(rows, comparison):
         who = "Gstack" if ALIASES.get(arm, arm) == "gstack" else arm
         if r["speedup"] is not None and base["flops_to_target"]:
             saved = 1.0 - r["flops_to_target"] / base["flops_to_target"]
+            paper = row.get("paper_speedup")
             out.append(f"{who} reached scratch's final val loss {target:.4f} with {abs(saved):.1%} "
                        f"{'fewer' if saved >= 0 else 'more'} FLOPs than scratch ({r['flops_to_target']:.3g} vs "
-                       f"{base['flops_to_target']:.3g}; speedup sp = {r['speedup']:+.1%}).")
+                       f"{base['flops_to_target']:.3g}; speedup sp = {r['speedup']:+.1%} in exact FLOPs"
+                       + (f", {paper:+.1%} in the paper's tokens" if paper is not None else "") + ").")
         else:
             out.append(f"{who} did not reach scratch's final val loss {target:.4f} within its budget (its final val "
                        f"loss {row['val_loss_mean']:.4f} after {row['flops']:.3g} FLOPs; scratch used "
@@ -134,58 +175,164 @@ def claims(rows, comparison):
     return out
 
 
+def timing_note(s):
+    """d against the paper's Eq. 2 guideline (grow.growth_timing) for this target size and budget."""
+    from model import GPT, GPTConfig
+    import torch
+    L = s["n_layer"] * s["grow_factor"]
+    vocab = s["vocab_size"]
+    if not vocab:  # as train.py sizes it: the dataset's tokenizer, padded up to a multiple of 64
+        meta = common.dataset_meta(s["dataset"])
+        vocab = 64 * math.ceil(meta["vocab_size"] / 64) if meta else 50304
+    with torch.device("meta"):
+        big = GPT(GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=vocab,
+                            n_layer=L, n_head=s["n_head"], n_kv_head=s["n_kv_head"], n_embd=s["n_embd"],
+                            intermediate_size=s["intermediate_size"], bias=s["bias"],
+                            tie_embeddings=s["tie_embeddings"]))
+    N = big.num_params(non_embedding=False)
+    budget = common.final_iter(s) * common.tokens_per_iter(s)
+    d = s["grow_at_tokens"]
+    eq2 = grow.growth_timing(N, grow.training_flops(N, budget))
+    return (f"Growth timing: d = {d:,} tokens = {d / budget:.0%} of the {budget:,}-token budget, g = "
+            f"{s['grow_factor']}. The paper's Eq. 2 guideline (grow.growth_timing) for this target (N = {N / 1e6:.2f}M "
+            f"params, C = 6ND = {grow.training_flops(N, budget):.3g} FLOPs) gives d = {eq2:.3g} tokens, "
+            f"{eq2 / budget:,.0f}x the whole budget: it does not extrapolate to this size (the config says how d "
+            f"was chosen).")
+
+
+def run_seed(args, s, k, seed, env):
+    """Train (or reuse) one seed's arms; returns that seed's folder."""
+    out = common.seed_dir(args.out, k, seed)
+    base = [args.config] + args.overrides + common.seed_args(k, seed)
+    started = set()
+    for arm in common.with_dependencies(args.arm_list, ARMS, DEPENDS):
+        run_dir = run_dir_of(out, arm)
+        if run_dir in started:
+            continue  # an alias of an arm already run
+        started.add(run_dir)
+        common.run_arm(arm if k == 0 else f"{arm} seed {seed}", run_dir, base + arm_args(arm, s), args.launcher,
+                       env, args.dry_run)
+    return out
+
+
+def analyse(args, out):
+    """One seed's rows, comparison, claims and main table."""
+    import eval as ev
+    rows = {arm: common.summary(run_dir_of(out, arm)) for arm in args.arm_list}
+    dirs = list(dict.fromkeys(([rows["scratch"]["run_dir"]] if "scratch" in rows else [])
+                              + [r["run_dir"] for r in rows.values()]))
+    comparison = ev.compare_runs(dirs, log=lambda *a: None) if "scratch" in rows else None
+    if comparison:
+        speedups(rows, comparison)
+    table = []
+    for arm, row in rows.items():
+        dim, op = describe(arm)
+        layers, width = shape(row)
+        row.update({"dim": dim, "op": op})
+        grow_at = row["grow_events"][0]["tokens"] if row["grow_events"] else None
+        table.append([arm, dim, op, layers, width, fmt_int(grow_at), common.fmt(row["val_loss_mean"]),
+                      common.fmt(row["val_bpb_mean"], ".3f"), fmt_int(row["tokens"]), f"{row['flops']:.3g}",
+                      common.fmt(row.get("flops_to_target"), ".3g"), common.pct(row.get("speedup")),
+                      common.fmt(row.get("paper_tokens_to_target"), ".3g"), common.pct(row.get("paper_speedup")),
+                      common.fmt(row.get("gain_at_equal_flops"), "+.4f")])
+    return rows, comparison, claims(rows, comparison), table
+
+
+HEADERS = ["arm", "dim", "op", "layers", "width", "grew at tokens", "final val loss", "val bpb", "tokens", "FLOPs",
+           "FLOPs to target", "speedup, exact FLOPs", "paper tokens to target",
+           "speedup, paper tokens (small token = 1/g)", "loss gain at equal FLOPs"]
+SPEEDUP_NOTE = ("Speedup at equal loss, sp = cost_scratch / cost_arm - 1 to reach scratch's final val loss, "
+                "interpolated between evaluations ('-' = never reached), in two conventions: **exact FLOPs** "
+                "(train.py's count, GPT.flops_per_token: 6N + attention, LM head included, the small model's "
+                "phase at its own cost; eval.compare_runs) and **paper tokens** (the paper's convention, "
+                "grow.paper_tokens: a token trained on the small model counts 1/g of a large-model token, g = ratio "
+                "of non-embedding parameters; scratch's tokens count 1). 'val bpb' = bits per byte of text, the mean "
+                "over domains of eval.bits_per_byte. 'loss gain at equal FLOPs' = scratch's val loss at the arm's "
+                "final FLOPs (interpolated) minus the arm's final val loss: > 0 = the arm is ahead at equal compute, "
+                "a comparison that exists even when the arm never reaches scratch's final loss.")
+
+
+def aggregate(per_seed, arms):
+    """Mean [min, max] over seeds of each arm's final loss, bpb and both speedups (taken within each seed)."""
+    table, data = [], {}
+    for arm in arms:
+        rows = [rs[arm] for rs, _ in per_seed]
+        vals = {key: [r.get(key) for r in rows] for key in ("val_loss_mean", "val_bpb_mean", "speedup",
+                                                             "paper_speedup", "gain_at_equal_flops", "flops",
+                                                             "tokens")}
+        data[arm] = {key: common.spread(v) for key, v in vals.items()}
+        data[arm]["values"] = vals
+        reached = sum(v is not None for v in vals["speedup"])
+        layers, width = shape(rows[0])
+        table.append([arm, layers, width, common.fmt_spread(vals["val_loss_mean"]),
+                      common.fmt_spread(vals["val_bpb_mean"], ".3f"), f"{rows[0]['flops']:.3g}",
+                      common.fmt_spread(vals["speedup"], percent=True),
+                      common.fmt_spread(vals["paper_speedup"], percent=True), f"{reached} of {len(rows)}",
+                      common.fmt_spread(vals["gain_at_equal_flops"], "+.4f")])
+    md = common.md_table(["arm", "layers", "width", "final val loss", "val bpb", "FLOPs", "speedup, exact FLOPs",
+                          "speedup, paper tokens (small token = 1/g)", "seeds reaching scratch's loss",
+                          "loss gain at equal FLOPs"], table)
+    return md, data
+
+
 def main(argv=None):
     args = common.parse(argv, "gstack", ARMS, __doc__)
     s = args.settings
     check_settings(s)
     env = common.child_env(args.scale)
-    todo = common.with_dependencies(args.arm_list, ARMS, DEPENDS)
-    base = [args.config] + args.overrides
-    started = set()
-    for arm in todo:
-        run_dir = run_dir_of(args.out, arm)
-        if run_dir in started:
-            continue  # an alias of an arm already run
-        started.add(run_dir)
-        common.run_arm(arm, run_dir, base + arm_args(arm, s), args.launcher, env, args.dry_run)
+    seed_dirs = [run_seed(args, s, k, seed, env) for k, seed in enumerate(args.seed_list)]
     if args.dry_run:
         return None
 
-    import eval as ev
-    rows = {arm: common.summary(run_dir_of(args.out, arm)) for arm in args.arm_list}
-    dirs = list(dict.fromkeys(([rows["scratch"]["run_dir"]] if "scratch" in rows else [])
-                              + [r["run_dir"] for r in rows.values()]))
-    comparison = ev.compare_runs(dirs, log=lambda *a: None) if "scratch" in rows else None
-    table = []
+    results = [analyse(args, d) for d in seed_dirs]  # per seed: (rows, comparison, claims, table)
+    rows, comparison, sentences, _ = results[0]
+    many = len(seed_dirs) > 1
+    notes = ["FLOPs and tokens of a grown arm include its small phase before growth (train.py counts the whole run; "
+             "C = C_small + C_large as in the paper), and a G_learn arm's FLOPs include the steps that fitted its "
+             "growth maps (not in the paper-token count).", timing_note(s)]
+    md, agg, summary_lines = [], None, sentences
+    if many:
+        agg_md, agg = aggregate([(r[0], r[1]) for r in results], list(rows))
+        summary_lines = []
+        if "gstack" in rows and "scratch" in rows:
+            sp = [r[0]["gstack"].get("speedup") for r in results]
+            paper = [r[0]["gstack"].get("paper_speedup") for r in results]
+            summary_lines.append(
+                f"Gstack reached scratch's final val loss in {sum(x is not None for x in sp)} of {len(sp)} seeds; "
+                f"speedup in exact FLOPs {common.fmt_spread(sp, percent=True)}, in paper tokens "
+                f"{common.fmt_spread(paper, percent=True)} (mean [min, max] over seeds); loss gain at equal FLOPs (scratch's val loss at Gstack's final FLOPs minus "
+                f"Gstack's final val loss) "
+                f"{common.fmt_spread([r[0]['gstack'].get('gain_at_equal_flops') for r in results], '+.4f')} nats.")
+        md += [f"## Mean over {len(seed_dirs)} seeds\n\n" + agg_md, common.seeds_note(args.seed_list),
+               SPEEDUP_NOTE + " Each seed's speedup is against the same seed's scratch run.",
+               "\n".join(f"- {x}" for x in summary_lines)]
+    for k, (rs, comp, sents, table) in enumerate(results):
+        if many:
+            md.append(f"## Seed {args.seed_list[k]} (arms in {os.path.relpath(seed_dirs[k], args.out)}/)")
+        target_line = (f"Target: scratch's final val loss {comp['target']:.4f} (mean over domains)."
+                       if comp else "No scratch arm: no target loss.")
+        md += [common.md_table(HEADERS, table), target_line + ("" if many else " " + SPEEDUP_NOTE),
+               "\n".join(f"- {x}" for x in sents), "Per-domain final val loss:\n\n" + per_domain_table(rs)]
+
+    # loss against exact FLOPs and against paper tokens, every seed, one colour per distinct run
+    series = {}
     for arm, row in rows.items():
-        dim, op = describe(arm)
-        layers, width = shape(row)
-        c = comparison["runs"][os.path.basename(row["run_dir"])] if comparison else {}
-        row.update({"dim": dim, "op": op, "flops_to_target": c.get("flops_to_target"),
-                    "tokens_to_target": c.get("tokens_to_target"), "speedup": c.get("speedup"),
-                    "token_speedup": c.get("token_speedup")})
-        grow_at = row["grow_events"][0]["tokens"] if row["grow_events"] else None
-        table.append([arm, dim, op, layers, width, fmt_int(grow_at), common.fmt(row["val_loss_mean"]),
-                      fmt_int(row["tokens"]), f"{row['flops']:.3g}", common.fmt(row["flops_to_target"], ".3g"),
-                      common.pct(row["speedup"]), common.pct(row["token_speedup"])])
-    sentences = claims(rows, comparison)
-    sentences.append("FLOPs and tokens of a grown arm include its small phase before growth (train.py counts the "
-                     "whole run; C = C_small + C_large as in the paper), and a G_learn arm's FLOPs include the "
-                     "steps that fitted its growth maps.")
-    png, note = common.plot(args.out, {arm: row["run_dir"] for arm, row in rows.items()},
-                            target=comparison["target"] if comparison else None)
-    target_line = (f"Target: scratch's final val loss {comparison['target']:.4f} (mean over domains). Speedup "
-                   f"sp = FLOPs_scratch / FLOPs_arm - 1 to reach it, interpolated between evaluations (eval.py "
-                   f"compare_runs); '-' = never reached." if comparison else "No scratch arm: no target loss.")
-    md = [common.md_table(["arm", "dim", "op", "layers", "width", "grew at tokens", "final val loss", "tokens",
-                           "FLOPs", "FLOPs to target", "speedup (FLOPs)", "speedup (tokens)"], table),
-          target_line, "\n".join(f"- {x}" for x in sentences),
-          "Per-domain final val loss:\n\n" + per_domain_table(rows),
-          (f"![loss curves]({os.path.basename(png)})" if png else note)]
+        if row["run_dir"] not in [r["run_dir"] for a, r in rows.items() if a in series]:
+            series[arm] = [r[0][arm]["run_dir"] for r in results]
+    panels = [("training FLOPs (exact, small phase included)", "flops"),
+              ("paper tokens (small-model token = 1/g)",
+               lambda d, evals, events: [x for x, _ in paper_curve(evals, events)])]
+    png, note = common.plot_seeds(os.path.join(args.out, "loss_vs_flops.png"), series, panels,
+                                  target=[r[1]["target"] for r in results if r[1]] or None,
+                                  title=f"{len(seed_dirs)} seed(s) (first solid, others dashed); dotted line: "
+                                        f"scratch's final val loss, seed {args.seed_list[0]}")
+    md += ["\n".join(f"- {x}" for x in notes), f"![loss vs FLOPs]({os.path.basename(png)})" if png else note]
     head = common.header(args, "Gstack: growth operators vs scratch")
-    data = {"arms": rows, "comparison": comparison, "claims": sentences, "plot": png, "plot_note": note}
+    data = {"arms": rows, "comparison": comparison, "claims": sentences, "notes": notes, "plot": png,
+            "plot_note": note, "per_seed": {str(seed): {"arms": r[0], "comparison": r[1], "claims": r[2]}
+                                            for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
     paths = common.write_results(args.out, head, data, md)
-    print("\n".join(sentences))
+    print("\n".join(summary_lines))
     print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({note})"))
     return data
 

@@ -3,7 +3,9 @@ Inheritune experiment (Sanyal et al. 2024; docs/papers.md sec. 2): does a small 
 first n blocks of a trained reference (plus its token embeddings and LM head), trained T steps, match the
 reference, and match a same-size model trained from scratch for 2T steps?
 
-    python experiments/inheritune.py --scale tiny --dataset data/<name>    # seconds on a CPU
+    python experiments/inheritune.py --scale tiny --dataset data/<name>    # seconds on a CPU (pipeline check)
+    python experiments/inheritune.py --scale cpu --seeds 2 \
+        --arms reference,inherit,scratch_T,scratch_2T,search                # the headline, ~10-13 min a seed
     python experiments/inheritune.py --scale mini                          # one GPU, pycorpus
     python experiments/inheritune.py --scale mini --arms reference,inherit,scratch_T,scratch_2T
 
@@ -19,9 +21,11 @@ n = L // 2. Arms (arms that need the reference run it first):
   ablation_<preset>  inherit with --inherit_parts=<preset>: attn+norm, mlp+norm, attn+mlp (sub-block ablation);
                      ablation_full is the inherit run itself (whole blocks)
 
-Outputs in --out: one folder per arm, results.json, results.md (val loss per arm and domain, the search rounds,
-and the paper's claims checked on these runs), loss_curves.png when matplotlib is installed. Finished arms are
-reused, interrupted ones resumed.
+Outputs in --out: one folder per arm, results.json, results.md (val loss per arm and domain, bits per byte, the
+search rounds, and the paper's claims checked on these runs), loss_curves.png when matplotlib is installed. With
+--seeds N every arm (and the search) runs N times (experiments/common.py: the first seed in <out>/<arm>, the others
+in <out>/seed<seed>/<arm>) and results.md opens with the mean [min, max] over seeds and, per claim, in how many seeds
+it held. Finished arms are reused, interrupted ones resumed.
 """
 
 import os
@@ -65,9 +69,10 @@ def arm_args(arm, s, ref_dir):
     raise ValueError(arm)
 
 
-def run_search(args, ref_dir, T, env):
-    """inherit.search with the experiment's launcher; finished rounds are reused (resume=True)."""
-    out_dir = os.path.join(args.out, "search")
+def run_search(args, ref_dir, T, env, out):
+    """inherit.search with the experiment's launcher in <out>/search; finished rounds are reused (resume=True). Each
+    round takes the reference's settings (its config.json), its seed included."""
+    out_dir = os.path.join(out, "search")
     if args.dry_run:
         print(f"[search] would run inherit.search({ref_dir!r}, steps={T}, out_dir={out_dir!r}) (rounds of "
               f"{T} steps from n = L/2, + 2 each)")
@@ -118,35 +123,32 @@ def claims(rows, s, search):
     return out
 
 
-def main(argv=None):
-    args = common.parse(argv, "inheritune", ARMS, __doc__)
-    s = args.settings
-    if s["n_layer"] < 2:
-        raise SystemExit(f"experiments/inheritune.py: the reference needs >= 2 layers (n_layer={s['n_layer']})")
-    if s["init_from"] != "scratch" or s["grow_at_tokens"]:
-        raise SystemExit("experiments/inheritune.py: the config must train the reference from scratch without growth")
-    env = common.child_env(args.scale)
+def run_seed(args, s, k, seed, env):
+    """Train (or reuse) one seed's arms and search; returns (that seed's folder, the search summary or None)."""
+    out = common.seed_dir(args.out, k, seed)
     T = common.final_iter(s)
-    ref_dir = os.path.join(args.out, "reference")
-    base = [args.config] + args.overrides
-    todo = common.with_dependencies(args.arm_list, ARMS, DEPENDS)
+    ref_dir = os.path.join(out, "reference")
+    base = [args.config] + args.overrides + common.seed_args(k, seed)
     search = None
     done_dirs = set()
-    for arm in todo:
+    for arm in common.with_dependencies(args.arm_list, ARMS, DEPENDS):
         if arm == "search":
-            search = run_search(args, ref_dir, T, env)
+            search = run_search(args, ref_dir, T, env, out)
             continue
-        run_dir = os.path.join(args.out, ALIASES.get(arm, arm))
+        run_dir = os.path.join(out, ALIASES.get(arm, arm))
         if run_dir in done_dirs:
             continue
         done_dirs.add(run_dir)
-        common.run_arm(arm, run_dir, base + arm_args(arm, s, ref_dir), args.launcher, env, args.dry_run)
-    if args.dry_run:
-        return None
+        common.run_arm(arm if k == 0 else f"{arm} seed {seed}", run_dir, base + arm_args(arm, s, ref_dir),
+                       args.launcher, env, args.dry_run)
+    return out, search
 
-    # the requested arms and the ones they needed (the reference), in the experiment's order
-    rows = {a: common.summary(os.path.join(args.out, ALIASES.get(a, a))) for a in todo if a != "search"}
-    L, n = s["n_layer"], s["n_layer"] // 2
+
+def analyse(args, s, out, search):
+    """One seed's rows (the requested arms and the ones they needed, in the experiment's order), claims, table."""
+    todo = common.with_dependencies(args.arm_list, ARMS, DEPENDS)
+    rows = {a: common.summary(os.path.join(out, ALIASES.get(a, a))) for a in todo if a != "search"}
+    L, T, n = s["n_layer"], common.final_iter(s), s["n_layer"] // 2
     desc = {"reference": (L, T, "scratch"), "inherit": (n, T, f"inherit first {n} of {L}"),
             "scratch_T": (n, T, "scratch"), "scratch_2T": (n, 2 * T, "scratch")}
     for a in rows:
@@ -158,27 +160,104 @@ def main(argv=None):
         layers, steps, init = desc[a]
         r.update({"layers": layers, "steps": steps, "init": init})
         table.append([a, layers, f"{r['iter']:,}", init] + [common.fmt(r["val_loss"].get(d)) for d in domains]
-                     + [common.fmt(r["val_loss_mean"]), f"{r['tokens']:,}", f"{r['flops']:.3g}"])
-    sections = []
+                     + [common.fmt(r["val_loss_mean"]), common.fmt(r["val_bpb_mean"], ".3f"), f"{r['tokens']:,}",
+                        f"{r['flops']:.3g}"])
+    md = None
     if rows:
-        sections.append(common.md_table(["arm", "layers", "steps", "init"] + [f"val {d}" for d in domains]
-                                        + ["val loss (mean)", "tokens", "FLOPs"], table,
-                                        ["---", "---:", "---:", "---"] + ["---:"] * (len(domains) + 3)))
-    sentences = claims(rows, s, search)
-    if sentences:
-        sections.append("\n".join(f"- {x}" for x in sentences))
+        md = common.md_table(["arm", "layers", "steps", "init"] + [f"val {d}" for d in domains]
+                             + ["val loss (mean)", "val bpb", "tokens", "FLOPs"], table,
+                             ["---", "---:", "---:", "---"] + ["---:"] * (len(domains) + 4))
+    return rows, claims(rows, s, search), md
+
+
+def aggregate(results, seeds, s):
+    """Mean [min, max] over seeds per arm, the headline question per seed, and the search's n per seed."""
+    rows0 = results[0][0]
+    domains = list(next(iter(rows0.values()))["val_loss"]) if rows0 else []
+    table, data = [], {}
+    for a, r0 in rows0.items():
+        per = [res[0][a] for res in results]
+        vals = {"val_loss_mean": [r["val_loss_mean"] for r in per], "val_bpb_mean": [r["val_bpb_mean"] for r in per]}
+        vals.update({f"val_{d}": [r["val_loss"].get(d) for r in per] for d in domains})
+        data[a] = {k: common.spread(v) for k, v in vals.items()}
+        data[a]["values"] = vals
+        table.append([a, r0["layers"], f"{r0['iter']:,}", r0["init"]]
+                     + [common.fmt_spread(vals[f"val_{d}"]) for d in domains]
+                     + [common.fmt_spread(vals["val_loss_mean"]), common.fmt_spread(vals["val_bpb_mean"], ".3f")])
+    md = [common.md_table(["arm", "layers", "steps", "init"] + [f"val {d}" for d in domains]
+                          + ["val loss (mean)", "val bpb"], table,
+                          ["---", "---:", "---:", "---"] + ["---:"] * (len(domains) + 2))]
+    lines = []
+    L, T, n = s["n_layer"], common.final_iter(s), s["n_layer"] // 2
+    for a, b, what in (("inherit", "scratch_2T", f"inherited {n} layers at T={T} <= scratch {n} layers at 2T={2 * T}"),
+                       ("inherit", "scratch_T", f"inherited {n} layers <= scratch {n} layers, both at T={T}"),
+                       ("inherit", "reference", f"inherited {n} layers <= the {L}-layer reference at T={T}")):
+        if a in rows0 and b in rows0:
+            diffs = [res[0][b]["val_loss_mean"] - res[0][a]["val_loss_mean"] for res in results]
+            yes = sum(x >= 0 for x in diffs)
+            data[f"{a}_vs_{b}"] = {"margin": diffs, "yes": yes}
+            lines.append(f"{what}: {'yes' if yes == len(diffs) else 'no' if yes == 0 else 'mixed'} in {yes} of "
+                         f"{len(diffs)} seeds (margin {b} - {a}: {common.fmt_spread(diffs, '+.4f')} nats).")
+    searched = [res[1] for res in results if res[1] is not None]
+    if searched:
+        found = [(sr.get("result") or {}).get("n_layer") for sr in searched]
+        data["search_n"] = found
+        lines.append("search: smallest n matching the reference per seed: "
+                     + ", ".join(f"seed {sd}: {'none' if f is None else f}" for sd, f in zip(seeds, found)) + ".")
+    md.append("\n".join(f"- {x}" for x in lines))
+    return md, data, lines
+
+
+def main(argv=None):
+    args = common.parse(argv, "inheritune", ARMS, __doc__)
+    s = args.settings
+    if s["n_layer"] < 2:
+        raise SystemExit(f"experiments/inheritune.py: the reference needs >= 2 layers (n_layer={s['n_layer']})")
+    if s["init_from"] != "scratch" or s["grow_at_tokens"]:
+        raise SystemExit("experiments/inheritune.py: the config must train the reference from scratch without growth")
+    env = common.child_env(args.scale)
+    T = common.final_iter(s)
+    ran = [run_seed(args, s, k, seed, env) for k, seed in enumerate(args.seed_list)]
+    if args.dry_run:
+        return None
+
+    results = [analyse(args, s, out, search) + (search,) for out, search in ran]  # (rows, claims, md, search)
+    rows, sentences, _, search = results[0]
+    L, n = s["n_layer"], s["n_layer"] // 2
+    many = len(ran) > 1
+    sections, agg, summary_lines = [], None, sentences
+    if many:
+        agg_md, agg, summary_lines = aggregate([(r[0], r[3]) for r in results], args.seed_list, s)
+        sections += [f"## Mean over {len(ran)} seeds\n\n" + agg_md[0], common.seeds_note(args.seed_list), agg_md[1]]
+    for k, (rs, sents, table_md, sr) in enumerate(results):
+        if many:
+            sections.append(f"## Seed {args.seed_list[k]} (arms in {os.path.relpath(ran[k][0], args.out)}/)")
+        if table_md:
+            sections.append(table_md)
+        if sents:
+            sections.append("\n".join(f"- {x}" for x in sents))
+        if sr is not None:
+            sections.append(f"### Inheritune search (inherit.search){'' if not many else f', seed {args.seed_list[k]}'}"
+                            "\n\n" + inherit.search_markdown(sr).split("\n", 2)[2])
+    series = {a: [r[0][a]["run_dir"] for r in results] for a in rows}
     if search is not None:
-        sections.append("## Inheritune search (inherit.search)\n\n" + inherit.search_markdown(search).split("\n", 2)[2])
-    plot_runs = {a: r["run_dir"] for a, r in rows.items()}
-    if search is not None:
-        plot_runs.update({f"search_n{r['n_layer']}": r["run_dir"] for r in search["rounds"]})
-    png, note = common.plot(args.out, plot_runs)
+        for rnd in search["rounds"]:
+            if rnd["n_layer"] == n and "inherit" in rows:
+                continue  # round n = L/2 is the inherit arm's run again (same settings and seed): drawn once
+            series[f"search_n{rnd['n_layer']}"] = [
+                x["run_dir"] for r in results if r[3] is not None for x in r[3]["rounds"]
+                if x["n_layer"] == rnd["n_layer"]]
+    png, note = common.plot_seeds(os.path.join(args.out, "loss_curves.png"), series,
+                                  [("tokens", "tokens"), ("training FLOPs", "flops")],
+                                  title=f"{len(ran)} seed(s) (first solid, others dashed)")
     sections.append(f"![loss curves]({os.path.basename(png)})" if png else note)
     head = common.header(args, "Inheritune: inherited small model vs reference and scratch")
     data = {"arms": rows, "search": search, "claims": sentences, "n_layer_reference": L, "n_layer_small": n,
-            "T": T, "plot": png, "plot_note": note}
+            "T": T, "plot": png, "plot_note": note,
+            "per_seed": {str(seed): {"arms": r[0], "claims": r[1], "search": r[3]}
+                         for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
     paths = common.write_results(args.out, head, data, sections)
-    print("\n".join(sentences))
+    print("\n".join(summary_lines))
     print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({note})"))
     return data
 

@@ -90,6 +90,16 @@ def test_gstack_pipeline(runs, tiny_dataset):
     assert res["comparison"]["target"] == s["val_loss_mean"]
     assert arms["scratch"]["speedup"] == pytest.approx(0.0)
     assert any(c.startswith("Gstack ") for c in res["claims"])
+    # the speedup in the paper's convention: a small-model token counts 1/g; scratch counts its tokens
+    assert g["g"] == 4.0 and s["g"] == 1.0
+    assert g["paper_tokens"] == pytest.approx(2560 / 4 + (40 * 8 * 32 - 2560)) and s["paper_tokens"] == s["tokens"]
+    assert s["paper_speedup"] == pytest.approx(0.0)
+    if g["paper_speedup"] is not None:  # reached the target: the same sign as the exact-FLOPs speedup
+        assert g["paper_tokens_to_target"] < g["paper_tokens"] and (g["paper_speedup"] > 0) == (g["speedup"] > 0)
+    md = (out / "results.md").read_text()
+    assert "speedup, exact FLOPs" in md and "speedup, paper tokens (small token = 1/g)" in md
+    assert "Eq. 2" in md and "val bpb" in md
+    assert s["val_bpb_mean"] == pytest.approx(sum(s["val_bpb"].values()) / len(s["val_bpb"]))
     for key in ("command", "device", "date"):
         assert res[key] and key in (out / "results.md").read_text()
     assert res["plot"] or "matplotlib" in res["plot_note"]
@@ -156,16 +166,86 @@ def test_bimix_pipeline(runs, tiny_dataset):
         assert arms["natural"]["mixture"][dom] == pytest.approx(d["train_tokens"] / total)
         assert arms["uniform"]["mixture"][dom] == pytest.approx(0.5)
     assert arms["ce"]["mixture"] != arms["uniform"]["mixture"]
-    # the fit used the three proxy runs' evaluations (iter > 0: 6 per run and domain) and its optimum sums to 1
+    # the fit used the three proxy runs' evaluations at s >= 0.25 x 30 (iter 10..30: 5 per run and domain) and its
+    # optimum sums to 1
     fit = res["fit"]
     assert "error" not in fit, fit
-    assert fit["n_points"] == 3 * 6 * 2 and fit["steps"] == 30
+    assert fit["n_points"] == 3 * 5 * 2 and fit["steps"] == 30 and fit["fit_from"] == 0.25
     assert sum(fit["mixture"].values()) == pytest.approx(1.0, abs=1e-5)
     assert all(0 < r < 1 for r in fit["mixture"].values())
     ran = json.loads((out / "fitted" / "config.json").read_text())["mixture"]
     assert sum(ran.values()) == pytest.approx(1.0) and ran == pytest.approx(fit["mixture"], abs=1e-5)
     assert any(c.startswith("the CE mixture") for c in res["claims"])
     assert json.loads((out / "fit.json").read_text())["mixture"] == fit["mixture"]
+    # the extrapolation check: fitted without the last evaluation (iter 10..25), asked for each proxy's loss at 30
+    held = res["heldout"]
+    assert "error" not in held, held
+    assert held["n_points"] == 3 * 4 * 2 and len(held["points"]) == 3 * 2
+    for p in held["points"]:
+        ev = last_eval(out / p["run"])
+        assert p["s"] == 30 and p["measured"] == ev["val_loss"][p["domain"]]
+        assert p["rel_error"] == pytest.approx((p["predicted"] - p["measured"]) / p["measured"])
+    assert held["mre"] == pytest.approx(sum(abs(p["rel_error"]) for p in held["points"]) / 6)
+    assert "Extrapolation check (last evaluation held out)" in (out / "results.md").read_text()
+
+
+def test_seeds(tiny_dataset, tmp_path):
+    """--seeds 2: every arm twice (seed 1337 in <out>/<arm>, 1338 in <out>/seed1338/<arm>), the tables' means and
+    ranges are those of the per-seed numbers, and a second call reuses both seeds' runs."""
+    arms = {"gstack": "scratch,gstack", "inheritune": "reference,inherit,scratch_2T,search",
+            "bimix": "natural,uniform,ce,fitted"}
+    procs = {name: start(script(name, tmp_path / name, tiny_dataset, a, ["--seeds", "2"]), tmp_path / f"{name}.log")
+             for name, a in arms.items()}
+    for name, (p, log) in procs.items():
+        rc = p.wait(timeout=600)
+        log.close()
+        assert rc == 0, (tmp_path / f"{name}.log").read_text()[-4000:]
+    for name, a in arms.items():
+        out = tmp_path / name
+        res = results(out)
+        assert res["seeds"] == [1337, 1338] and list(res["per_seed"]) == ["1337", "1338"]
+        md = (out / "results.md").read_text()
+        assert "Mean over 2 seeds" in md and "## Seed 1338 (arms in seed1338/)" in md
+        for arm in a.split(","):
+            if arm == "search" or any(arm not in s["arms"] for s in res["per_seed"].values()):
+                continue  # the search has no run of its own; a fitted arm is not run where its seed's fit failed
+            cfgs = [json.loads((d / arm / "config.json").read_text()) for d in (out, out / "seed1338")]
+            assert [c["seed"] for c in cfgs] == [1337, 1338]
+            losses = [res["per_seed"][sd]["arms"][arm]["val_loss_mean"] for sd in ("1337", "1338")]
+            assert losses[0] != losses[1]  # another init and data order
+            mean, lo, hi = res["aggregate"][arm]["val_loss_mean"]
+            assert mean == pytest.approx(sum(losses) / 2) and (lo, hi) == (min(losses), max(losses))
+            assert f"{mean:.4f} [{lo:.4f}, {hi:.4f}]" in md
+        assert res["arms"] == res["per_seed"]["1337"]["arms"]  # the first seed's tables at the top level
+    g = results(tmp_path / "gstack")
+    sp = [g["per_seed"][sd]["arms"]["gstack"]["speedup"] for sd in ("1337", "1338")]
+    agg = g["aggregate"]["gstack"]["speedup"]
+    if None not in sp:  # each seed's speedup is against its own scratch run
+        assert agg[0] == pytest.approx(sum(sp) / 2)
+    inh = results(tmp_path / "inheritune")
+    assert json.loads((tmp_path / "inheritune" / "seed1338" / "inherit" / "config.json").read_text())[
+        "inherit_from"] == str(tmp_path / "inheritune" / "seed1338" / "reference")
+    margins = inh["aggregate"]["inherit_vs_scratch_2T"]["margin"]
+    assert margins == pytest.approx([inh["per_seed"][sd]["arms"]["scratch_2T"]["val_loss_mean"]
+                                     - inh["per_seed"][sd]["arms"]["inherit"]["val_loss_mean"]
+                                     for sd in ("1337", "1338")])
+    rounds = inh["per_seed"]["1338"]["search"]["rounds"]
+    assert rounds[0]["run_dir"] == str(tmp_path / "inheritune" / "seed1338" / "search" / "n2")
+    assert json.loads((tmp_path / "inheritune" / "seed1338" / "search" / "n2" / "config.json").read_text())[
+        "seed"] == 1338
+    b = results(tmp_path / "bimix")
+    assert len(b["aggregate"]["heldout_mre"]) == 2 and all(x is not None for x in b["aggregate"]["heldout_mre"])
+    fits = [json.loads((d / "fit.json").read_text()) for d in (tmp_path / "bimix", tmp_path / "bimix" / "seed1338")]
+    assert fits[0]["params"] != fits[1]["params"]  # each seed fits its own law
+    for sd, f in zip(("1337", "1338"), fits):  # a seed whose optimum does not exist says so and runs no fitted arm
+        assert ("fitted" in b["per_seed"][sd]["arms"]) == ("error" not in f)
+        assert "fitted" not in b["aggregate"] or b["aggregate"]["fitted"]["values"]["val_loss_mean"] == [
+            s["arms"]["fitted"]["val_loss_mean"] for s in b["per_seed"].values() if "fitted" in s["arms"]]
+    # rerun: nothing trains again
+    p = subprocess.run(script("gstack", tmp_path / "gstack", tiny_dataset, arms["gstack"], ["--seeds", "2"]),
+                       cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                       timeout=120)
+    assert p.returncode == 0 and p.stdout.count("finished earlier") == 4, p.stdout + p.stderr
 
 
 def test_bimix_fit_failure_is_reported_not_raised(tmp_path, tiny_dataset):
@@ -182,6 +262,25 @@ def test_bimix_fit_failure_is_reported_not_raised(tmp_path, tiny_dataset):
     res = bimix.fit([str(out / "natural"), str(out / "uniform")], 10)
     assert "too few observations" in res["error"]
     assert "The BiMix fit failed" in " ".join(bimix.claims({}, res))
+
+
+def test_bimix_fit_falls_back_to_the_log_objective_when_the_default_overflows(monkeypatch):
+    """mix.fit_bimix's default objective can overflow on a degenerate start: the experiment refits once with
+    objective='log' and says so in a warning, instead of losing the seed's whole table."""
+    import warnings
+    from experiments import bimix
+    calls = []
+
+    def fake_fit(points, objective="loss"):
+        calls.append(objective)
+        if objective == "loss":
+            raise OverflowError("math range error")
+        return {"code": {"objective": objective}}
+    monkeypatch.setattr(bimix.mix, "fit_bimix", fake_fit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert bimix.fit_law([("code", 0.5, 10, 3.0)]) == {"code": {"objective": "log"}}
+    assert calls == ["loss", "log"] and "refitted with objective='log'" in str(caught[0].message)
 
 
 def test_bimix_script_reports_a_failed_fit_in_its_table(tmp_path, tiny_dataset):
