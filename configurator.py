@@ -199,6 +199,38 @@ def _check_learning_rates(s):
                  f"<= grow_learning_rate={s['grow_learning_rate']!r} (the grown model's peak)")
 
 
+# the settings that describe the model; a model that comes from a checkpoint or a Hugging Face folder has its own
+MODEL_SETTINGS = ("arch", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "dropout", "bias",
+                  "tie_embeddings", "scale_attn_by_inverse_layer_idx", "vocab_size")
+
+
+def model_settings(init_from, built, recorded, given, typed, out_dir, log=print):
+    """The model settings that config.json records: those of the model actually trained (`built`, from
+    config_dict). resume keeps the run's model: for a run trained from scratch, a model setting typed on the command
+    line (`typed`) that differs from the run's (`recorded`, its config.json) is refused by name, and one from a
+    config file (the run's first command given again, as the experiment scripts do) is ignored, in one line.
+    grow, inherit and a Hugging Face folder bring their own model: a model setting given for them (`given`), or
+    for resuming such a run, is ignored (said in one line). None means "the default" and differs from nothing."""
+    built = {k: v for k, v in built.items() if k in MODEL_SETTINGS}
+    if init_from == "scratch":
+        return {}
+    if init_from == "resume":
+        have = {k: recorded[k] if recorded.get(k) is not None else built[k] for k in MODEL_SETTINGS}
+        clashes = [f"{k}={typed[k]!r} (the run's: {have[k]!r})" for k in MODEL_SETTINGS
+                   if typed.get(k) is not None and typed[k] != have[k]]
+        if clashes and recorded.get("init_from", "scratch") in ("scratch", "resume"):
+            raise ConfigError(f"init_from='resume' continues the model of {out_dir}, which these settings would "
+                              f"change: {', '.join(clashes)}. Drop them, or train another model in a new out_dir")
+        why, keep = "the run being resumed keeps its model", {k: recorded.get(k, built[k]) for k in MODEL_SETTINGS}
+    else:
+        why, have, keep = f"the model comes from init_from={init_from!r}", built, built
+    ignored = [f"{k}={given[k]!r} (the model's: {have[k]!r})" for k in MODEL_SETTINGS
+               if given.get(k) is not None and given[k] != have[k]]
+    if ignored:
+        log(f"note: {why}, so these settings are ignored: {', '.join(ignored)}; config.json records the model's")
+    return keep
+
+
 def check_device(device):
     """Refuse a device this machine does not have, in one line (torch's own error is a 17-line traceback from
     the first tensor moved there). 'auto' and 'cpu' always work."""

@@ -28,8 +28,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import grow
 import inherit
-from configurator import (ConfigError, check_device, check_train_settings, given_settings, install_error_hook,
-                          settings_help)
+from configurator import (MODEL_SETTINGS, ConfigError, check_device, check_train_settings, given_settings,
+                          install_error_hook, model_settings, settings_help)
 from data.loader import Batcher, DataError, check_tokenizer, domain_losses, load_meta, tokenizer_record
 from mix import resolve_mixture
 from model import GPT, GPTConfig, config_dict, from_hf
@@ -134,9 +134,6 @@ if given.get("init_from") == "resume" and os.path.isfile(run_config):
     recorded = given_settings(defaults, [run_config])
 settings = check_train_settings({**defaults, **recorded, **given})
 globals().update(settings)
-# the settings that describe the model; a model that comes from a checkpoint or a Hugging Face folder has its own
-MODEL_SETTINGS = ("arch", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "dropout", "bias",
-                  "tie_embeddings", "scale_attn_by_inverse_layer_idx", "vocab_size")
 if init_from == "scratch":  # a shape that cannot be built (n_embd not divisible by n_head, ...) is named now
     try:
         GPTConfig(block_size=block_size, **{k: settings[k] for k in MODEL_SETTINGS if settings[k] is not None})
@@ -306,38 +303,8 @@ elif os.path.isdir(init_from):
 else:
     raise SystemExit(f"init_from={init_from!r}: use 'scratch', 'resume', 'grow', 'inherit' or a local Hugging Face "
                      f"model directory (config.json + weights)")
-
-
-def record_model_settings():
-    """config.json records the model actually trained. resume keeps the run's model: for a run trained from scratch,
-    a model setting typed on the command line that differs from the run's is refused by name, and one from a
-    config file (the run's first command given again, as the experiment scripts do) is ignored, in one line.
-    grow, inherit and a Hugging Face folder bring their own model: a model setting given for them, or for resuming
-    such a run (the same command again, with --init_from=resume), is ignored (said in one line) and the model's
-    shape is recorded. None means "the default" and differs from nothing."""
-    built = {k: v for k, v in config_dict(model.config).items() if k in MODEL_SETTINGS}
-    if init_from == "resume":
-        have = {k: recorded[k] if recorded.get(k) is not None else built[k] for k in MODEL_SETTINGS}
-        clashes = [f"{k}={typed[k]!r} (the run's: {have[k]!r})" for k in MODEL_SETTINGS
-                   if typed.get(k) is not None and typed[k] != have[k]]
-        if clashes and recorded.get("init_from", "scratch") in ("scratch", "resume"):
-            raise ConfigError(f"init_from='resume' continues the model of {out_dir}, which these settings would "
-                              f"change: {', '.join(clashes)}. Drop them, or train another model in a new out_dir")
-        _note_ignored(have, "the run being resumed keeps its model")
-        settings.update({k: recorded[k] if k in recorded else built[k] for k in MODEL_SETTINGS})
-    elif init_from != "scratch":
-        _note_ignored(built, f"the model comes from init_from={init_from!r}")
-        settings.update(built)
-
-
-def _note_ignored(have, why):
-    ignored = [f"{k}={given[k]!r} (the model's: {have[k]!r})" for k in MODEL_SETTINGS
-               if given.get(k) is not None and given[k] != have[k]]
-    if ignored:
-        log(f"note: {why}, so these settings are ignored: {', '.join(ignored)}; config.json records the model's")
-
-
-record_model_settings()
+# config.json records the model actually trained; resume refuses a command line that would change it
+settings.update(model_settings(init_from, config_dict(model.config), recorded, given, typed, out_dir, log))
 if grow_at_tokens and grow_iter is None:  # refuse bad growth settings now, not at the growth step hours later
     try:
         grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd,
