@@ -432,7 +432,7 @@ def fit_bimix(observations, n_starts=4, objective="loss"):
     >= 2 distinct r, >= 2 distinct s, all > 0.
 
     Returns {domain: {"A", "B", "C", "alpha", "beta", "objective", "n", "mre", "r2_log"}} with the gauge C = 1
-    (A, B, C are only defined up to (kA, B/k, C/k)), mre the mean relative error |L_fit - L| / L over the
+    (A, B, C are only defined up to (kA, B/k, C/k); B = 1 instead when C is negligible next to B / s^beta), mre the mean relative error |L_fit - L| / L over the
     domain's points and r2_log the R^2 of log L (the paper's two fit-quality numbers, docs/papers.md sec. 3).
     """
     grouped = _group_observations(observations)
@@ -447,8 +447,11 @@ def _fit_domain(r, s, L, n_starts, objective):
         return _residuals(theta, log_r, log_s, L, objective)
     fits = [_levenberg_marquardt(t, residuals) for t in _initial_thetas(r, s, L, n_starts, residuals)]
     theta, _ = min(fits, key=lambda t: t[1])  # the best local minimum over the starts
-    alpha, beta, a, c = (float(x) for x in theta)
-    coef = {"A": math.exp(c), "B": math.exp(a - c), "C": 1.0, "alpha": alpha, "beta": beta}
+    alpha, beta, a, c = (float(x) for x in theta)  # A*B = e^a, A*C = e^c
+    if a - c < 700:  # the gauge C = 1
+        coef = {"A": math.exp(c), "B": math.exp(a - c), "C": 1.0, "alpha": alpha, "beta": beta}
+    else:  # C ~ 0 next to B (a pure power law in s): B = e^(a-c) would overflow, so the gauge B = 1
+        coef = {"A": math.exp(a), "B": 1.0, "C": math.exp(c - a), "alpha": alpha, "beta": beta}
     return dict(coef, objective=objective, **_fit_quality(coef, r, s, L))
 
 

@@ -245,7 +245,7 @@ def fit_markdown(fitres, steps):
                 for d, p in params.items()]
     return (f"## BiMix fit ({fitres['n_points']} points from {', '.join(PROXIES)}: their evaluations at s >= "
             f"{fitres['fit_from'] * steps:g} = {fitres['fit_from']:g} x the budget)\n\n"
-            "L_i(r, s) = A / r^alpha * (B / s^beta + C), gauge C = 1, fitted with mix.fit_bimix's default "
+            "L_i(r, s) = A / r^alpha * (B / s^beta + C), gauge C = 1 (B = 1 where C is negligible), fitted with mix.fit_bimix's default "
             "objective; MRE = mean relative error over the fitted points, R2 on log L (the paper: MRE "
             "~0.16-0.19%, R2 0.974-0.994).\n\n"
             + common.md_table(["domain", "points", "A", "B", "C", "alpha", "beta", "MRE", "R2 (log)"], fit_rows)

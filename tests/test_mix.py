@@ -282,6 +282,22 @@ def test_fit_recovers_coefficients_noise_free(objective):
         assert p["n"] == 40 and p["mre"] < 1e-6 and p["r2_log"] > 1 - 1e-9
 
 
+def test_a_fit_that_runs_to_a_pure_power_law_in_s_does_not_overflow():
+    """Real points (tests/fixtures/bimix_overflow_points.json: the CPU-scale BiMix proxies of seed 1337, s < 1024)
+    on which domain c's fit runs to C -> 0 next to B / s^beta (a pure power law in s); the gauge C = 1 then needs
+    B = e^(>709), which raised OverflowError. The fit must return finite coefficients (the gauge B = 1) that
+    reproduce the points, and an optimum mixture."""
+    with open(os.path.join(os.path.dirname(__file__), "fixtures", "bimix_overflow_points.json")) as f:
+        obs = [tuple(o) for o in json.load(f)]
+    params = mix.fit_bimix(obs)
+    for d, p in params.items():
+        assert all(math.isfinite(p[k]) for k in ("A", "B", "C", "alpha", "beta")), (d, p)
+        assert p["mre"] < 0.02 and p["r2_log"] > 0.95
+    assert params["c"]["B"] == 1.0  # this domain took the other gauge
+    r = mix.optimal_mixture(params, 1024)
+    assert abs(sum(r.values()) - 1) < 1e-6 and all(0 < v < 1 for v in r.values())
+
+
 def test_default_fit_is_least_squares_on_the_loss_and_differs_from_the_log_fit():
     """On noisy data the two objectives have different minima: the default (the paper's) attains the smaller sum of
     squared loss residuals, the log fit the smaller sum of squared log residuals; neither optimum is the other's."""
