@@ -21,7 +21,7 @@
 # Time: measured with bench.py (--device=cpu --steps=8 --rounds=3, float32, 2 threads) on a 2-core x86 VM whose
 # cores other jobs were sharing, so these are upper bounds: ~0.141 s a step (~14,500 tokens/s): 2.4 min per arm,
 # ~9.6 min for the four, plus 17 evaluations per arm (~1.2 s each), the corpus entropies (~5 s, cached) and
-# start-up: ~11 min per seed (limit 20).
+# start-up: ~11 min per seed (limit 20). Measured (2026-11-28, 2 seeds): 12.9 and 12.9 min per seed.
 # Paper facts kept: the law L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i) fitted by least squares on
 # proxy runs' evaluations, its optimum under sum r_i = 1, CE = H(X_t+1 | X_t) with r = softmax(H), equal tokens.
 # Not the paper's: sizes, steps, bytes (the paper: GPT-NeoX BPE on SlimPajama / the Pile), LR 3e-3, warmup 50.

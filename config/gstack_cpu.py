@@ -3,7 +3,7 @@
 # same token budget), speedup at scratch's final loss in exact FLOPs and in the paper's tokens.
 #
 #   python data/prepare.py --tokenizer=byte --name=pybytes                      # once: the byte-level corpus
-#   python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2    # the headline, ~11 min a seed
+#   python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2    # headline: 13-16 min a seed
 #   python train.py config/gstack_cpu.py --out_dir=out/gstack_cpu_run            # the Gstack arm alone
 #
 # Data: pybytes = data/prepare.py's offline corpus (code / prose / c) at the byte level (vocab 256; ~49M train bytes).
@@ -23,7 +23,8 @@
 # cores other jobs were sharing, so these are upper bounds: 8 layers ~0.21 s a step (~9,800 tokens/s), 2 layers
 # ~0.057 s (~36,000 tokens/s). Scratch 1536 x 0.21 = 5.4 min, Gstack 384 x 0.057 + 1152 x 0.21 = 4.4 min, plus
 # 25 evaluations per arm (8 batches x 3 domains, ~1.5 s each) and start-up: ~11 min per seed for the two headline
-# arms (limit: 20). The other operators (depth_zero / random / learn, width_*) are ~5 min each more.
+# arms (limit: 20); measured 2026-11-28: 12.8 and 15.7 min (other jobs shared the cores). The other operators
+# (depth_zero / random / learn, width_*) are ~5 min each more.
 #
 # d, the growth timing: the paper's Eq. 2 (grow.growth_timing) gives d ~ 7e11 tokens for this target (N = 1.77M,
 # C = 6ND = 3.3e13), ~200,000x the whole budget: it does not extrapolate to this size. The paper's own d (10B

@@ -22,7 +22,8 @@
 # Time: measured with bench.py (--device=cpu --steps=8 --rounds=3, float32, 2 threads) on a 2-core x86 VM whose
 # cores other jobs were sharing, so these are upper bounds: 8 layers ~0.215 s a step, 6 layers ~0.141 s, 4 layers
 # ~0.096 s. Reference 2.8 min, inherit 1.2, scratch_T 1.2, scratch_2T 2.5, search round n=4 1.2 (+ n=6 1.8 when
-# n=4 does not match), plus 13 evaluations per T steps (~1-1.7 s each) and start-up: ~10-13 min per seed (limit 20).
+# n=4 does not match), plus 13 evaluations per T steps (~1-1.7 s each) and start-up: ~10-13 min per seed
+# (limit 20); measured 2026-11-28: 9.6 and 9.9 min.
 # Paper facts kept: GPT-2 with no bias, no dropout, pre-LN, attention logits / (layer_idx+1), AdamW (0.9, 0.95),
 # wd 0.1, clip 1.0, n = L/2 then += 2, equal T for reference, inherited and scratch_T. Not the paper's: sizes, T
 # (the paper: 100K steps), bytes (the paper: GPT-2 BPE on OpenWebText), LR 3e-3 with min_lr 3e-4 (the paper's

@@ -4,7 +4,7 @@ mixture gives the lowest mean validation loss at a fixed budget: the natural one
 training-free conditional-entropy (CE) mixture, or the optimum of the BiMix law fitted on those three runs?
 
     python experiments/bimix.py --scale tiny --dataset data/<name>         # seconds on a CPU (pipeline check)
-    python experiments/bimix.py --scale cpu --seeds 2                      # the headline, ~11 min a seed
+    python experiments/bimix.py --scale cpu --seeds 2                      # the headline, 13 min a seed
     python experiments/bimix.py --scale mini                               # one GPU, pycorpus
     python experiments/bimix.py --scale mini --arms natural,ce
 

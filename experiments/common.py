@@ -470,8 +470,9 @@ def write_results(out, head, data, sections):
     """results.json (header + data) and results.md (header lines + markdown sections) in out."""
     os.makedirs(out, exist_ok=True)
     blob = dict(head, **data)
-    with open(os.path.join(out, "results.json.tmp"), "w") as f:
-        json.dump(blob, f, indent=2, default=str)
+    text = json.dumps(blob, indent=2, default=str)
+    with open(os.path.join(out, "results.json.tmp"), "w") as f:  # run folders as the repo sees them: results travel
+        f.write(text.replace(json.dumps(REPO + os.sep)[1:-1], ""))
     os.replace(os.path.join(out, "results.json.tmp"), os.path.join(out, "results.json"))
     lines = [f"# {head['experiment']}", "",
              f"- command: `{head['command']}`",

@@ -5,7 +5,7 @@ works? Every arm is one train.py run (in-run growth: the small model trains d to
 same token budget B; its tokens and FLOPs include the small phase).
 
     python experiments/gstack.py --scale tiny --dataset data/<name>        # seconds on a CPU (pipeline check)
-    python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2   # the headline, ~11 min a seed
+    python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2   # the headline, 13-16 min a seed
     python experiments/gstack.py --scale mini                              # one GPU, pycorpus
     python experiments/gstack.py --scale mini --arms scratch,gstack \
         --launcher "torchrun --standalone --nproc_per_node=8"

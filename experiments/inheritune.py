@@ -5,7 +5,7 @@ reference, and match a same-size model trained from scratch for 2T steps?
 
     python experiments/inheritune.py --scale tiny --dataset data/<name>    # seconds on a CPU (pipeline check)
     python experiments/inheritune.py --scale cpu --seeds 2 \
-        --arms reference,inherit,scratch_T,scratch_2T,search                # the headline, ~10-13 min a seed
+        --arms reference,inherit,scratch_T,scratch_2T,search                # the headline, 10 min a seed
     python experiments/inheritune.py --scale mini                          # one GPU, pycorpus
     python experiments/inheritune.py --scale mini --arms reference,inherit,scratch_T,scratch_2T
 
