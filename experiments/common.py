@@ -33,7 +33,7 @@ if REPO not in sys.path:
 
 from configurator import ConfigError, apply_overrides, defaults_from_script  # noqa: E402
 
-SCALES = ("tiny", "cpu", "mini")
+SCALES = ("tiny", "cpu", "gpu", "mini")
 SET_BY_SCRIPT = ("out_dir",)  # train.py settings the scripts set per arm; refused as user overrides
 
 
@@ -76,7 +76,8 @@ def _parser(experiment, arms, doc):
     p.add_argument("--scale", choices=SCALES, default="tiny",
                    help=f"config/{experiment}_<scale>.py: tiny = seconds on a CPU (a pipeline check), cpu = the "
                         f"paper's headline comparison in under 20 minutes per seed on a 2-core CPU (byte-level "
-                        f"dataset, see the config), mini = minutes per arm on one GPU")
+                        f"dataset, see the config), gpu = the same comparison larger, in an 8-minute job on one "
+                        f"GPU (experiments/gpu_jobs.py runs it), mini = minutes per arm on one GPU")
     p.add_argument("--seeds", type=int, default=1,
                    help="run every arm with N seeds (train.py's seed, seed + 1, ...: model init and data order); "
                         "tables give the mean and the min-max range over seeds (default: 1)")

@@ -7,6 +7,11 @@ promises on paper: computed from the configs and the experiment scripts' own arm
 - the papers' shapes: the Gstack base has L/4 layers and trains to scratch's token budget; the Inheritune arms have
   L/2 layers and T / 2T steps;
 - the time: the headline arms of one seed fit 20 minutes on a 2-core CPU at the throughput measured there.
+
+The gpu-scale configs (config/<experiment>_gpu.py, jobs 2-4 of experiments/gpu_jobs.py) keep the same promises, larger:
+the same corpus, architecture, depth and arms, 8-16x the FLOPs per token and >= 20M tokens per arm, and train.py's
+device defaults (so a CPU dry run works with overrides). Their time is the runner's estimate, tested in
+tests/test_gpu_jobs.py.
 """
 import os
 
@@ -30,8 +35,16 @@ LIMIT_S = 20 * 60
 HEADROOM = 0.75
 
 
-def cpu_settings(name, extra=()):
-    return apply_overrides(common.train_defaults(), [os.path.join(REPO, "config", f"{name}_cpu.py"), *extra])
+def cpu_settings(name, extra=(), scale="cpu"):
+    return apply_overrides(common.train_defaults(), [os.path.join(REPO, "config", f"{name}_{scale}.py"), *extra])
+
+
+def gpu_settings(name, extra=()):
+    return cpu_settings(name, extra, scale="gpu")
+
+
+SETTINGS = {"cpu": cpu_settings, "gpu": gpu_settings}
+GPU_MIN_TOKENS = 20_000_000
 
 
 def model(s):
@@ -77,25 +90,28 @@ def run_flops(s, phases=None):
 # -------------------------------------------------------------------------------------------------------------
 # The arms' settings, from the experiment scripts themselves
 
-def gstack_arms():
-    s = cpu_settings("gstack")
-    return s, {arm: cpu_settings("gstack", gstack.arm_args(arm, s)) for arm in ("scratch", "gstack")}
+def gstack_arms(scale="cpu"):
+    at = SETTINGS[scale]
+    s = at("gstack")
+    return s, {arm: at("gstack", gstack.arm_args(arm, s)) for arm in ("scratch", "gstack")}
 
 
-def inheritune_arms():
-    s = cpu_settings("inheritune")
-    arms = {arm: cpu_settings("inheritune", inheritune.arm_args(arm, s, "out/ref"))
+def inheritune_arms(scale="cpu"):
+    at = SETTINGS[scale]
+    s = at("inheritune")
+    arms = {arm: at("inheritune", inheritune.arm_args(arm, s, "out/ref"))
             for arm in ("reference", "inherit", "scratch_T", "scratch_2T")}
     L, T = s["n_layer"], common.final_iter(s)
-    for n in range(L // 2, L, 2):  # every round the search can run: n = L/2, L/2 + 2, ... < L
-        arms[f"search_n{n}"] = cpu_settings("inheritune", [f"--n_layer={n}", f"--max_iters={T}", "--max_tokens=0"])
-    return s, arms
+    for n in range(L // 2, L, 2) if scale == "cpu" else ():  # every round the search can run: n = L/2, L/2 + 2, ...
+        arms[f"search_n{n}"] = at("inheritune", [f"--n_layer={n}", f"--max_iters={T}", "--max_tokens=0"])
+    return s, arms  # (the gpu job runs no search: no time left for it in 8 minutes)
 
 
-def bimix_arms():
-    s = cpu_settings("bimix")
-    return s, {arm: cpu_settings("bimix", [f"--mixture={arm}"]) for arm in ("natural", "uniform", "ce")} | {
-        "fitted": cpu_settings("bimix", ['--mixture={"code": 0.2, "prose": 0.5, "c": 0.3}'])}
+def bimix_arms(scale="cpu"):
+    at = SETTINGS[scale]
+    s = at("bimix")
+    return s, {arm: at("bimix", [f"--mixture={arm}"]) for arm in ("natural", "uniform", "ce")} | {
+        "fitted": at("bimix", ['--mixture={"code": 0.2, "prose": 0.5, "c": 0.3}'])}
 
 
 ARMS = {"gstack": gstack_arms, "inheritune": inheritune_arms, "bimix": bimix_arms}
@@ -120,9 +136,10 @@ def test_byte_vocabulary_and_dataset(name):
     assert s["device"] == "cpu" and s["dtype"] == "float32" and s["compile"] is False
 
 
+@pytest.mark.parametrize("scale", list(SETTINGS))
 @pytest.mark.parametrize("name", list(ARMS))
-def test_body_dominates_the_flops(name):
-    _, arms = ARMS[name]()
+def test_body_dominates_the_flops(name, scale):
+    _, arms = ARMS[name](scale)
     models = [m for a in arms.values() for m, _ in (gstack_models(a) if name == "gstack" else [(a, 0)])]
     assert models
     for s in models:
@@ -146,8 +163,9 @@ def test_at_least_1M_tokens_per_arm(name):
         assert tokens(s) >= MIN_TOKENS, (name, arm, tokens(s))
 
 
-def test_gstack_base_is_a_quarter_of_scratch():
-    s, arms = gstack_arms()
+@pytest.mark.parametrize("scale", list(SETTINGS))
+def test_gstack_base_is_a_quarter_of_scratch(scale):
+    s, arms = gstack_arms(scale)
     scratch, grown = arms["scratch"], arms["gstack"]
     assert s["grow_factor"] == 4 and s["grow_dim"] == "depth" and s["grow_op"] == "direct"
     assert s["grow_schedule"] == "restart" and s["grow_layer_map"] is None
@@ -160,8 +178,9 @@ def test_gstack_base_is_a_quarter_of_scratch():
     assert run_flops(grown, gstack_models(grown)) < run_flops(scratch)
 
 
-def test_inheritune_arms_at_half_depth_and_T_2T():
-    s, arms = inheritune_arms()
+@pytest.mark.parametrize("scale", list(SETTINGS))
+def test_inheritune_arms_at_half_depth_and_T_2T(scale):
+    s, arms = inheritune_arms(scale)
     L, T = s["n_layer"], common.final_iter(s)
     assert L % 2 == 0 and L >= 4 and T % s["eval_interval"] == 0
     assert (arms["reference"]["n_layer"], common.final_iter(arms["reference"])) == (L, T)
@@ -173,8 +192,9 @@ def test_inheritune_arms_at_half_depth_and_T_2T():
     assert arms["scratch_T"]["init_from"] == "scratch" and arms["scratch_2T"]["init_from"] == "scratch"
 
 
-def test_bimix_law_has_points_to_fit_and_hold_out():
-    s, _ = bimix_arms()
+@pytest.mark.parametrize("scale", list(SETTINGS))
+def test_bimix_law_has_points_to_fit_and_hold_out(scale):
+    s, _ = bimix_arms(scale)
     last = common.final_iter(s)
     assert last % s["eval_interval"] == 0  # the last evaluation is at s = the budget
     fitted = [it for it in range(s["eval_interval"], last + 1, s["eval_interval"]) if it >= bimix.FIT_FROM * last]
@@ -214,3 +234,26 @@ def test_cpu_arms_are_valid_train_settings(tmp_path, capsys):
     assert f"--seed=1338 --n_layer=4 --max_iters=1536 --max_tokens=0 --out_dir={tmp_path}/inheritune/seed1338/" \
            f"scratch_2T" in printed
     assert f"{tmp_path}/bimix/seed1338/ce" in printed and "--seed=1338 --mixture=ce" in printed
+
+
+# -------------------------------------------------------------------------------------------------------------
+# the gpu scale against the cpu scale
+
+@pytest.mark.parametrize("name", list(ARMS))
+def test_gpu_configs_scale_up_the_cpu_ones(name):
+    """The same corpus, architecture, depth and arms; every model 8-16x the cpu scale's FLOPs per token (wider, with
+    heads of 64), every arm >= 20M tokens and >= 8x the cpu scale's; device, dtype and compile left to train.py (a
+    GPU gets bfloat16 and torch.compile, a --device=cpu dry run works)."""
+    cpu, gpu = cpu_settings(name), gpu_settings(name)
+    assert gpu["dataset"] == cpu["dataset"] == "pybytes" and gpu["vocab_size"] == 256
+    assert (gpu["arch"], gpu["n_layer"]) == (cpu["arch"], cpu["n_layer"]) and gpu["n_embd"] // gpu["n_head"] == 64
+    assert (gpu["device"], gpu["dtype"], gpu["compile"]) == ("auto", "auto", None)
+    _, cpu_arms = ARMS[name]("cpu")
+    _, gpu_arms = ARMS[name]("gpu")
+    for arm, g in gpu_arms.items():
+        c = cpu_arms[arm]
+        ratio = model(g).flops_per_token(g["block_size"]) / model(c).flops_per_token(c["block_size"])
+        assert 8 <= ratio <= 16, (name, arm, ratio)
+        assert tokens(g) >= max(GPU_MIN_TOKENS, 8 * tokens(c)), (name, arm, tokens(g))
+    if name == "gstack":  # the growth happens at the same share of the budget as at the cpu scale
+        assert gpu["grow_at_tokens"] / tokens(gpu_arms["gstack"]) == cpu["grow_at_tokens"] / tokens(cpu_arms["gstack"])

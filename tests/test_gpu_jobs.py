@@ -1,7 +1,9 @@
 """The GPU job runner and bench.py, exercised on the CPU with tiny shapes, so neither breaks unnoticed between the
-rare GPU leases."""
+rare GPU leases: job 1 (speed), and jobs 2-5 (the experiments at the gpu scale, dry-run on tiny shapes; the four
+run in two processes at once, ~30-60 s on 2 cores)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ sys.path.insert(0, os.path.join(REPO, "experiments"))
 
 def test_dry_run_measures_every_step_and_resumes(tmp_path, tiny_dataset):
     cmd = [sys.executable, "experiments/gpu_jobs.py", "--dry-run", "--device=cpu", f"--results={tmp_path}",
-           f"--dataset={tiny_dataset}", "--minutes=5"]
+           f"--dataset={tiny_dataset}", "--minutes=5", "--only=speed"]
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=300)
     data = json.loads((tmp_path / "speed" / "results.json").read_text())
     steps = data["steps"]
@@ -82,3 +84,175 @@ def test_bench_against_a_nanogpt_checkout_times_both_in_turns(capsys):
 def _has_cuda():
     import torch
     return torch.cuda.is_available()
+
+
+# -------------------------------------------------------------------------------------------------------------
+# jobs 2-5: the experiments at the gpu scale, dry-run on tiny shapes
+
+EXPERIMENT_JOBS = {"gstack": ["scratch", "gstack"], "inheritune": ["reference", "inherit", "scratch_T", "scratch_2T"],
+                   "bimix": ["natural", "uniform", "ce", "fitted"],
+                   "operators": ["scratch", "gstack", "depth_zero", "depth_random", "depth_learn", "width_direct",
+                                 "width_zero", "width_random", "width_learn"]}
+
+
+def dry_cmd(root, dataset, only, work="work"):
+    return [sys.executable, "experiments/gpu_jobs.py", "--dry-run", "--device=cpu", f"--results={root / 'results'}",
+            f"--work={root / work}", f"--dataset={dataset}", "--minutes=5", f"--only={only}"]
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory, tiny_dataset):
+    """The four experiment jobs' dry runs, two processes at once (2 cores, one thread each): gstack then operators
+    (which borrows gstack's scratch and Gstack arms), inheritune then bimix. Returns the root folder."""
+    root = tmp_path_factory.mktemp("gpu_jobs")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = []
+    for only in ("gstack,operators", "inheritune,bimix"):
+        log = open(root / f"{only}.log", "w")  # a file, not a pipe: neither process waits for the test to read
+        procs.append((only, log, subprocess.Popen(dry_cmd(root, tiny_dataset, only), cwd=REPO, env=env,
+                                                  stdout=log, stderr=subprocess.STDOUT)))
+    for only, log, p in procs:
+        p.wait(timeout=600)
+        log.close()
+        assert p.returncode == 0, (root / f"{only}.log").read_text()[-4000:]
+    return root
+
+
+def job_files(root, name):
+    return {"json": json.loads((root / "results" / name / "results.json").read_text()),
+            "md": (root / "results" / name / "results.md").read_text(),
+            "experiment": json.loads((root / "results" / name / "experiment.json").read_text())}
+
+
+def table_rows(md):
+    """The first cell of every body row of the markdown tables in md (headers and rules left out)."""
+    lines = md.splitlines() + [""]
+    return [line.split("|")[1].strip() for line, after in zip(lines, lines[1:])
+            if line.startswith("| ") and not line.startswith("| ---") and not after.startswith("| ---")]
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENT_JOBS))
+def test_experiment_job_keeps_every_arm(jobs, name):
+    """Every step measured without error, a row per arm in the job's results.md (the steps table and the
+    experiment's own table), each arm's small files kept for a later lease, and no path of this machine in any
+    file of the job folder."""
+    import gpu_jobs
+    f = job_files(jobs, name)
+    steps = f["json"]["steps"]
+    assert list(steps) == [s for s, _ in gpu_jobs.SPECS[name].steps]
+    assert not [k for k, v in steps.items() if "error" in v]
+    arms = EXPERIMENT_JOBS[name]
+    assert set(f["experiment"]["arms"]) == set(arms)
+    own, report = f["md"].split("## The experiment's report")
+    assert table_rows(own) == [s for s, _ in gpu_jobs.SPECS[name].steps]  # the steps table: one row a step
+    for arm in arms:
+        assert arm in table_rows(report), (name, arm)  # the experiment's table: one row an arm
+        assert f["experiment"]["arms"][arm]["val_loss_mean"] > 0
+        saved = jobs / "results" / name / "runs" / arm
+        assert {"arm.json", "config.json", "metrics.jsonl", "train.log"} <= {p.name for p in saved.iterdir()}
+    for step, res in steps.items():  # each step's own arms carry their final evaluation
+        for arm, row in res["arms"].items():
+            assert row["val_loss_mean"] == f["experiment"]["arms"][arm]["val_loss_mean"], (step, arm)
+    assert any(p.suffix == ".png" for p in (jobs / "results" / name).iterdir())
+    for p in (jobs / "results" / name).rglob("*"):
+        if p.is_file() and p.suffix != ".png":
+            text = p.read_text()
+            assert REPO not in text and str(jobs / "work") not in text and sys.executable not in text, p
+
+
+def test_gstack_and_operators_jobs(jobs):
+    g, o = job_files(jobs, "gstack"), job_files(jobs, "operators")
+    arms = g["experiment"]["arms"]
+    assert arms["scratch"]["n_layer"] == 4 and not arms["scratch"]["grow_events"]
+    ev = arms["gstack"]["grow_events"][0]
+    assert (ev["before"]["n_layer"], ev["after"]["n_layer"], ev["tokens"]) == (1, 4, 512)
+    assert arms["gstack"]["flops"] < arms["scratch"]["flops"] and arms["gstack"]["tokens"] == arms["scratch"]["tokens"]
+    # the operators job borrowed both from the gstack job's folder instead of training them again
+    for arm in ("scratch", "gstack"):
+        step = o["json"]["steps"][arm]
+        assert step["borrowed_from"] == "gstack" and step["trained"] is False
+        kept = [(jobs / "results" / j / "runs" / arm / "metrics.jsonl").read_text() for j in ("gstack", "operators")]
+        assert kept[0] == kept[1]
+    assert "borrowed from job gstack" in o["md"]
+    for arm, row in o["experiment"]["arms"].items():
+        if arm.startswith("depth_"):
+            ev = row["grow_events"][0]
+            assert (ev["before"]["n_layer"], ev["after"]["n_layer"], ev["op"]) == (1, 4, arm[6:])
+        elif arm.startswith("width_"):
+            ev = row["grow_events"][0]
+            assert (ev["before"]["n_embd"], ev["after"]["n_embd"], ev["op"]) == (16, 32, arm[6:])
+        assert row["tokens"] == arms["scratch"]["tokens"], arm
+    # after the first trained arm, estimates use the training rate it measured
+    second = g["json"]["steps"]["gstack"]
+    assert second["rate_measured"] and second["rate_used"] == g["json"]["steps"]["scratch"]["arms"]["scratch"][
+        "train_flops_per_s"]
+
+
+def test_inheritune_and_bimix_jobs(jobs):
+    arms = job_files(jobs, "inheritune")["experiment"]["arms"]
+    assert arms["reference"]["n_layer"] == 2 and arms["inherit"]["n_layer"] == 1
+    assert (arms["inherit"]["iter"], arms["scratch_T"]["iter"], arms["scratch_2T"]["iter"]) == (8, 8, 16)
+    cfg = json.loads((jobs / "results" / "inheritune" / "runs" / "inherit" / "config.json").read_text())
+    assert cfg["init_from"] == "inherit" and cfg["inherit_n_layer"] == 1
+    b = job_files(jobs, "bimix")
+    arms = b["experiment"]["arms"]
+    assert arms["uniform"]["mixture"] == {"code": 0.5, "prose": 0.5}
+    assert arms["natural"]["mixture"] != arms["ce"]["mixture"]
+    fit = b["experiment"]["fit"]
+    assert fit["mixture"] and arms["fitted"]["mixture"] == pytest.approx(fit["mixture"], abs=1e-5)
+    assert len({a["tokens"] for a in arms.values()}) == 1  # equal tokens
+
+
+def test_a_new_lease_continues_from_the_job_folder(jobs, tiny_dataset, tmp_path):
+    """A fresh machine has the job folder only: finished arms are restored from their small files, not trained
+    again; the missing step runs; a job with every step measured builds and runs nothing."""
+    shutil.copytree(jobs / "results" / "gstack", tmp_path / "results" / "gstack")
+    path = tmp_path / "results" / "gstack" / "results.json"
+    data = json.loads(path.read_text())
+    del data["steps"]["gstack"]  # cut off before its second step had finished (and kept its files)
+    path.write_text(json.dumps(data))
+    shutil.rmtree(tmp_path / "results" / "gstack" / "runs" / "gstack")
+    scratch_metrics = (tmp_path / "results" / "gstack" / "runs" / "scratch" / "metrics.jsonl").read_text()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(dry_cmd(tmp_path, tiny_dataset, "gstack", work="lease2"), cwd=REPO, env=env, text=True,
+                         capture_output=True, check=True).stdout
+    assert "scratch: finished in an earlier call, restored" in out and "[scratch] running" not in out
+    assert "[gstack] running" in out and "finished earlier (evaluated at iter 12): reusing" in out
+    steps = json.loads(path.read_text())["steps"]
+    assert set(steps) == {"scratch", "gstack"} and not [k for k, v in steps.items() if "error" in v]
+    assert steps["scratch"] == data["steps"]["scratch"]
+    assert (tmp_path / "results" / "gstack" / "runs" / "scratch" / "metrics.jsonl").read_text() == scratch_metrics
+    assert "| gstack | depth | direct |" in (tmp_path / "results" / "gstack" / "results.md").read_text()
+    out = subprocess.run(dry_cmd(tmp_path, tiny_dataset, "gstack", work="lease3"), cwd=REPO, env=env, text=True,
+                         capture_output=True, check=True).stdout
+    assert "every step has its result" in out and "estimated" not in out and not (tmp_path / "lease3").exists()
+
+
+def test_listing_names_each_job_and_its_steps(jobs):
+    out = subprocess.run([sys.executable, "experiments/gpu_jobs.py", "--list", f"--results={jobs / 'results'}"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "speed: no results"
+    assert out[1].startswith("gstack: scratch, gstack (2 of 2 steps; all of them ~")
+    assert out[3].startswith("bimix: natural, uniform, ce, fitted (4 of 4 steps")
+    assert not [line for line in out if line.startswith("planned")]
+
+
+def test_job_estimates_fit_a_lease(tmp_path):
+    """At the real sizes (config/<experiment>_gpu.py, on paper), at the assumed rate and compile time: jobs 2-4
+    fit 8 minutes with the data preparation, and use most of them; every operators step fits 8 minutes too (the
+    job spans several calls). The check can fail: twice the steps do not fit."""
+    import gpu_jobs
+    for name in ("gstack", "inheritune", "bimix"):
+        total = gpu_jobs.DATA_S + sum(gpu_jobs.estimate_job(name).values())
+        assert 5 * 60 <= total <= 8 * 60, (name, total)
+    ops = gpu_jobs.estimate_job("operators")
+    assert ops["scratch"] == ops["gstack"] == gpu_jobs.ANALYSIS_S  # borrowed from the gstack job
+    assert all(gpu_jobs.DATA_S + v <= 8 * 60 for v in ops.values())
+    assert gpu_jobs.DATA_S + sum(gpu_jobs.estimate_job("bimix", overrides=["--max_iters=1280"]).values()) > 8 * 60
+    # the grown arm: two compiles; G_random: three (its ramp ends with a plain model); nothing compiled on a CPU
+    s = gpu_jobs.experiment_settings(gpu_jobs.SPECS["operators"], [])
+    plans = {a: gpu_jobs.arm_plan(gpu_jobs.SPECS["operators"], a, s, [], "cuda") for a in ("scratch", "gstack",
+                                                                                           "width_random")}
+    assert [p["compiles"] for p in plans.values()] == [1, 2, 3]
+    assert gpu_jobs.arm_plan(gpu_jobs.SPECS["gstack"], "gstack", s, [], "cpu")["compiles"] == 0
+    assert [n for _, n in plans["gstack"]["phases"]] == [s["grow_at_tokens"], 50_331_648 - s["grow_at_tokens"]]
