@@ -1,6 +1,7 @@
 """The GPU job runner and bench.py, exercised on the CPU with tiny shapes, so neither breaks unnoticed between the
 rare GPU leases: job 1 (speed), and jobs 2-5 (the experiments at the gpu scale, dry-run on tiny shapes; the four
 run in two processes at once, ~30-60 s on 2 cores)."""
+import importlib.util
 import json
 import os
 import shutil
@@ -153,7 +154,8 @@ def test_experiment_job_keeps_every_arm(jobs, name):
     for step, res in steps.items():  # each step's own arms carry their final evaluation
         for arm, row in res["arms"].items():
             assert row["val_loss_mean"] == f["experiment"]["arms"][arm]["val_loss_mean"], (step, arm)
-    assert any(p.suffix == ".png" for p in (jobs / "results" / name).iterdir())
+    if importlib.util.find_spec("matplotlib"):  # optional: CI's venv has none, and the job then writes no plot
+        assert any(p.suffix == ".png" for p in (jobs / "results" / name).iterdir())
     for p in (jobs / "results" / name).rglob("*"):
         if p.is_file() and p.suffix != ".png":
             text = p.read_text()
