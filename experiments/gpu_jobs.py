@@ -29,6 +29,7 @@ the device; what a job keeps (tables, plots, each finished arm's small files) go
 import argparse
 import copy
 import datetime
+import functools
 import importlib
 import json
 import os
@@ -345,12 +346,13 @@ def speed_table(v):
 # -------------------------------------------------------------------------------------------------------------
 # jobs 2-5: the experiments at the gpu scale (config/<experiment>_gpu.py), one step per arm
 #
-# A step runs the experiment's main() in this process with --scale gpu --out <work>/<job> --arms <the arms done so
-# far + the step's own>: the experiment trains what is missing (train.py subprocesses; finished arms are reused,
-# interrupted ones resumed), then writes its tables and plot, which are copied into the job folder at once
-# (experiment.md / experiment.json / *.png), so a job cut off by time still has the table of what finished. In
-# this process rather than as `python experiments/<name>.py`: one interpreter start and torch import fewer per
-# step, which is most of a step's cost in the CPU dry run the tests make.
+# A step trains its arms as `python experiments/<name>.py --scale gpu --out <work>/<job> --arms <the step's>` would
+# (the script's own parse and run_seed, in this process: train.py subprocesses; finished arms are reused,
+# interrupted ones resumed), and keeps them in the job folder at once. At the end of the job's turn in a call, cut
+# off by time or not, the script's main() runs on every arm done (all found finished: tables and plot only) and
+# its report is copied into the job folder (experiment.md / experiment.json / *.png). In this process and once a
+# call rather than per step: an interpreter start, a torch import and a plot fewer per step, most of a step's
+# cost in the CPU dry run the tests make.
 #
 # Across leases: a new lease is a fresh machine, so checkpoints do not survive, only the job folder does. Each
 # finished arm's small files (metrics.jsonl, config.json, arm.json, train.log) go to <job folder>/runs/<arm>/;
@@ -370,7 +372,7 @@ START_S = 15.0         # one train.py start: interpreter, CUDA context, dataset,
 EVAL_SPEED = 0.5       # evaluations run the eager model: their forward FLOPs at half the training rate
 CKPT_BYTES_PER_S = 3e8  # a checkpoint (fp32 weights + AdamW's two moments: 12 bytes a parameter), digest and fsync
 LEARN_SPEED = 0.2      # G_learn fits its maps eagerly in float32: its FLOPs at a fifth of the rate
-ANALYSIS_S = 10.0      # the experiment's tables and plot after a step
+ANALYSIS_S = 10.0      # per step: runs read back, and the experiment's tables and plot when the job ends its turn
 DATA_S = 60.0          # data/prepare.py --tokenizer=byte --name=pybytes on the device, worst case
 TRAIN_MARGIN = 1.15    # on the training time once the rate is a measured one
 DRY = {  # tiny shapes for --dry-run: seconds per arm on a CPU (the experiments' tiny configs, smaller still)
@@ -434,16 +436,22 @@ def experiment_settings(spec, overrides):
     return common.resolve([os.path.join("config", f"{spec.script}_gpu.py")] + overrides)
 
 
+SHAPE = ("arch", "block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "bias",
+         "tie_embeddings", "scale_attn_by_inverse_layer_idx")
+
+
 def meta_model(s):
-    """The GPT of settings s on the meta device: shapes and FLOPs, no memory."""
+    """The GPT of settings s on the meta device: shapes and FLOPs, no memory (built once per shape)."""
+    return _meta_model(tuple(s[k] for k in SHAPE))
+
+
+@functools.lru_cache(maxsize=None)
+def _meta_model(shape):
     import torch
     from model import GPT, GPTConfig
+    s = dict(zip(SHAPE, shape))
     with torch.device("meta"):
-        return GPT(GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=s["vocab_size"] or 50304,
-                             n_layer=s["n_layer"], n_head=s["n_head"], n_kv_head=s["n_kv_head"], n_embd=s["n_embd"],
-                             intermediate_size=s["intermediate_size"], bias=s["bias"],
-                             tie_embeddings=s["tie_embeddings"],
-                             scale_attn_by_inverse_layer_idx=s["scale_attn_by_inverse_layer_idx"]))
+        return GPT(GPTConfig(**dict(s, vocab_size=s["vocab_size"] or 50304)))
 
 
 def arm_plan(spec, arm, s, overrides, device):
@@ -598,10 +606,11 @@ def arm_row(run_dir):
 
 
 def experiment_job(job, spec):
-    """Run the job's steps that fit (see the section's comment)."""
+    """Run the job's steps that fit, then the experiment's report on every arm done (see the section's comment)."""
     mod = experiment(spec.script)
     out = os.path.join(os.path.abspath(job.work), job.name)
-    if all(name in job.data["steps"] and "error" not in job.data["steps"][name] for name, _ in spec.steps):
+    if all(name in job.data["steps"] and "error" not in job.data["steps"][name] for name, _ in spec.steps) and \
+            (job.data.get("report") or {}).get("arms") == done_arms(job, spec):
         print(f"[{job.name}] every step has its result (in {job.folder})")
         return  # and no data to build
     dataset = dataset_for(job)
@@ -617,6 +626,7 @@ def experiment_job(job, spec):
             print(f"[{job.name}] {arm}: finished in an earlier call, restored from {portable(src, job)}")
     meta = common.dataset_meta(s["dataset"])
     domains = len(meta["domains"]) if meta else 3
+    ran = False  # a step ran in this call: the report is made again
     for name, arms in spec.steps:
         ok = {n for n, r in job.data["steps"].items() if "error" not in r}
         if [n for n in spec.needs.get(name, []) if n not in ok]:
@@ -626,30 +636,77 @@ def experiment_job(job, spec):
         costs = [plan_seconds(p, job.rate, job.compile_s, domains, job.rate_measured) for p in plans]
         todo = [c for p, c in zip(plans, costs) if not common.is_done(run_dir[p["arm"]], p["last"])]
         est = ANALYSIS_S + sum(c["seconds"] for c in todo)
-        before = [a for n, a_ in spec.steps for a in a_ if n in ok and n != name]
-        res = job.step(name, est, lambda: run_step(job, mod, spec, out, before + arms, arms, overrides, run_dir,
+        res = job.step(name, est, lambda: run_step(job, mod, spec, out, arms, overrides, run_dir,
                                                    {a: c for a, c in zip(arms, costs)}, est, bool(todo)))
         if res is None:
             break
+        ran = ran or name not in ok
         if "error" not in res and todo:
             rates = [r["train_flops_per_s"] for r in res["arms"].values() if r.get("train_flops_per_s")]
             if rates:
                 job.rate, job.rate_measured = min(rates), True
+    if ran or (job.data.get("report") or {}).get("arms") != done_arms(job, spec):
+        report(job, mod, spec, out, overrides)
 
 
-def run_step(job, mod, spec, out, arms, new, overrides, run_dir, costs, est, trains):
-    argv = ["--scale", "gpu", "--out", out, "--arms", ",".join(dict.fromkeys(arms))] + overrides
+def done_arms(job, spec):
+    """The arms of the steps measured without error, in the job's order."""
+    return [a for name, arms in spec.steps for a in arms
+            if name in job.data["steps"] and "error" not in job.data["steps"][name]]
+
+
+def parse_experiment(mod, script, argv):
+    """The experiment's own command line (experiments/common.py's parse), as its main() builds it."""
+    opts = None
+    if script == "bimix":  # bimix.py's one option of its own
+        opts = lambda p: p.add_argument("--fit_from", type=float, default=mod.FIT_FROM)  # noqa: E731
+    return common.parse(argv, script, mod.ARMS, mod.__doc__, options=opts)
+
+
+def run_step(job, mod, spec, out, arms, overrides, run_dir, costs, est, trains):
+    """Train (or find finished) one step's arms with the experiment's own run_seed, as its main() does, without
+    its tables (report() makes them once a call); keep each finished arm's small files in the job folder."""
+    argv = ["--scale", "gpu", "--out", out, "--arms", ",".join(arms)] + overrides
     print(f"[{job.name}] python experiments/{spec.script}.py {portable(shlex.join(argv), job)}", flush=True)
     try:
-        data = mod.main(argv)
+        args = parse_experiment(mod, spec.script, argv)
+        if spec.script == "gstack":
+            mod.check_settings(args.settings)
+        got = mod.run_seed(args, args.settings, 0, args.seed_list[0], common.child_env(args.scale))
     except SystemExit as e:  # the experiment's own one-line errors (a train.py run that failed, a bad setting)
         hint = (" (an arm restored from the job folder's runs/ was made with other settings: delete "
                 "runs/<arm> there to train it again)" if "started with other settings" in str(e) else "")
         raise RuntimeError(str(e) + hint) from None
-    for a in dict.fromkeys(arms):
-        if os.path.isfile(os.path.join(run_dir[a], "arm.json")) and common.final_eval(run_dir[a]):
+    res = {"arms": {a: arm_row(run_dir[a]) for a in arms if common.final_eval(run_dir[a])},
+           "estimate_s": round(est, 1), "estimate": costs, "trained": trains, "rate_used": job.rate,
+           "rate_measured": job.rate_measured}
+    if spec.script == "bimix" and "fitted" in arms and "error" in (got[1] or {}):
+        res["fit_error"] = got[1]["error"]  # a law that cannot be fitted is a result, not a failure to rerun
+    for a in arms:
+        if a in spec.borrow and not trains:
+            res["borrowed_from"] = spec.borrow[a]
+        if a in res["arms"]:
             save_arm(job, run_dir[a], a)
-    for name in os.listdir(out):  # the experiment's tables and plot
+    missing = [a for a in arms if a not in res["arms"] and not res.get("fit_error")]
+    if missing:
+        raise RuntimeError(f"arms without a final evaluation: {missing}")
+    return res
+
+
+def report(job, mod, spec, out, overrides):
+    """The experiment's main() on every arm done: all are found finished, so it only writes its tables and plot,
+    which go to the job folder (experiment.md / experiment.json / fit.json / *.png, no machine paths)."""
+    arms = done_arms(job, spec)
+    if not arms:
+        return
+    argv = ["--scale", "gpu", "--out", out, "--arms", ",".join(arms)] + overrides
+    print(f"[{job.name}] report: python experiments/{spec.script}.py {portable(shlex.join(argv), job)}", flush=True)
+    try:
+        data = mod.main(argv)
+    except SystemExit as e:
+        job.data["report"] = {"error": str(e)}
+        return
+    for name in os.listdir(out):
         src = os.path.join(out, name)
         if name in ("results.md", "results.json", "fit.json") or name.endswith(".png"):
             dest = os.path.join(job.folder, {"results.md": "experiment.md", "results.json": "experiment.json"}
@@ -659,22 +716,7 @@ def run_step(job, mod, spec, out, arms, new, overrides, run_dir, costs, est, tra
             else:
                 with open(src) as f, open(dest, "w") as g:
                     g.write(portable(f.read(), job))
-    res = {"arms": {a: arm_row(run_dir[a]) for a in new if os.path.isdir(run_dir[a])}, "estimate_s": round(est, 1),
-           "estimate": costs, "trained": trains, "rate_used": job.rate, "rate_measured": job.rate_measured}
-    if spec.script == "gstack" and data:
-        for a in new:
-            row = data["arms"].get(a, {})
-            res["arms"].setdefault(a, {}).update({k: row.get(k) for k in ("speedup", "paper_speedup",
-                                                                          "gain_at_equal_flops")})
-    if spec.script == "bimix" and "fitted" in new and data and (data.get("fit") or {}).get("error"):
-        res["fit_error"] = data["fit"]["error"]  # a law that cannot be fitted is a result, not a failure to rerun
-    for a in new:
-        if a in spec.borrow and not trains:
-            res["borrowed_from"] = spec.borrow[a]
-    missing = [a for a in new if not common.final_eval(run_dir[a]) and not res.get("fit_error")]
-    if missing:
-        raise RuntimeError(f"arms without a final evaluation: {missing}")
-    return res
+    job.data["report"] = {"arms": arms, "claims": (data or {}).get("claims")}
 
 
 def render_experiment(job):
@@ -713,6 +755,8 @@ def render_experiment(job):
         lines += ["", "## The experiment's report (experiment.md, experiment.json)", ""] + [
             "#" + l if l.startswith("#") else l for l in body.splitlines()]
     errors = {k: v["error"] for k, v in st.items() if "error" in v}
+    if "error" in (job.data.get("report") or {}):
+        errors["report"] = job.data["report"]["error"]
     if errors:
         lines += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in errors.items()]
     return "\n".join(lines)
