@@ -68,7 +68,8 @@ def build_ours(s):
                        n_layer=s["n_layer"], n_head=s["n_head"], n_kv_head=s["n_kv_head"], n_embd=s["n_embd"],
                        intermediate_size=s["intermediate_size"], dropout=s["dropout"], bias=s["bias"],
                        tie_embeddings=s["tie_embeddings"],
-                       scale_attn_by_inverse_layer_idx=s["scale_attn_by_inverse_layer_idx"])
+                       scale_attn_by_inverse_layer_idx=s["scale_attn_by_inverse_layer_idx"],
+                       gelu_approximate=s["gelu_approximate"])
     model = GPT(config)
     if s["grow_at_tokens"]:
         import grow
@@ -112,14 +113,17 @@ def sync(device_type):
 
 
 def make_step(model, s, fused=None):
-    """One optimizer step of `model` on a fixed synthetic batch, as train.py takes it. Returns step() -> loss."""
+    """One optimizer step of `model` on a fixed synthetic batch, as train.py takes it. Returns step() -> loss.
+    The model's own configure_optimizers (nanoGPT's model: nanoGPT's); fused=False / True: the same parameter
+    groups with the for-each (multi-tensor) / the fused AdamW kernel instead."""
     dt, device = s["dtype"], s["device"]
     model.to(device)
-    use_fused = s["device_type"] == "cuda" if fused is None else fused
     optimizer = model.configure_optimizers(s["weight_decay"], s["learning_rate"], (s["beta1"], s["beta2"]),
                                            s["device_type"])
-    if not use_fused:  # the same parameter groups, the for-each (multi-tensor) kernel instead of the fused one
-        optimizer = torch.optim.AdamW(optimizer.param_groups, lr=s["learning_rate"], betas=(s["beta1"], s["beta2"]))
+    if fused is not None:  # only params and weight decay from the groups: a group's own 'fused' would win
+        groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in optimizer.param_groups]
+        optimizer = torch.optim.AdamW(groups, lr=s["learning_rate"], betas=(s["beta1"], s["beta2"]),
+                                      fused=fused, foreach=not fused)
     train_model = torch.compile(model) if s["compile"] else model
     ctx = (contextlib.nullcontext() if dt == "float32" else
            torch.autocast(device_type=s["device_type"], dtype={"bfloat16": torch.bfloat16, "float16": torch.float16}[dt]))

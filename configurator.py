@@ -201,7 +201,7 @@ def _check_learning_rates(s):
 
 # the settings that describe the model; a model that comes from a checkpoint or a Hugging Face folder has its own
 MODEL_SETTINGS = ("arch", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "dropout", "bias",
-                  "tie_embeddings", "scale_attn_by_inverse_layer_idx", "vocab_size")
+                  "tie_embeddings", "scale_attn_by_inverse_layer_idx", "gelu_approximate", "vocab_size")
 
 
 def model_settings(init_from, built, recorded, given, typed, out_dir, log=print):

@@ -38,6 +38,8 @@ class GPTConfig:
     bias: bool = False              # biases in Linear and LayerNorm (gpt2; HF GPT-2 has them)
     tie_embeddings: bool = None     # share wte and lm_head; None = True for gpt2, False for llama
     scale_attn_by_inverse_layer_idx: bool = False  # gpt2: attention logits / (layer_idx+1) (Inheritune)
+    gelu_approximate: str = "none"  # gpt2's GELU: "none" = exact (erf; nanoGPT's, and faster on a CPU) or
+                                    # "tanh" = GPT-2's own approximation (Hugging Face's "gelu_new")
     rope_theta: float = 10000.0     # llama
     norm_eps: float = 1e-5
 
@@ -61,6 +63,9 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}")
         if self.arch == "llama" and (self.n_embd // self.n_head) % 2 != 0:
             raise ValueError(f"GPTConfig: RoPE needs an even head size, got n_embd/n_head={self.n_embd // self.n_head}")
+        if self.gelu_approximate not in ("none", "tanh"):
+            raise ValueError(f"GPTConfig.gelu_approximate={self.gelu_approximate!r}: must be 'none' (exact GELU) or "
+                             f"'tanh' (GPT-2's approximation)")
         if self.arch == "gpt2" and self.n_kv_head != self.n_head:
             raise ValueError("GPTConfig: grouped-query attention (n_kv_head != n_head) is a llama feature")
 
@@ -103,6 +108,7 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(config.n_embd, config.n_kv_head * hd, bias=bias)
         self.v_proj = nn.Linear(config.n_embd, config.n_kv_head * hd, bias=bias)
         self.o_proj = nn.Linear(config.n_head * hd, config.n_embd, bias=bias)
+        self.qkv_sizes = (config.n_head * hd, config.n_kv_head * hd, config.n_kv_head * hd)
         self.dropout = config.dropout
         self.scale = 1.0 / math.sqrt(hd)
         if config.scale_attn_by_inverse_layer_idx:  # GPT-2 option used by Inheritune: deeper layers, softer logits
@@ -110,9 +116,10 @@ class Attention(nn.Module):
 
     def forward(self, x, rope=None):
         B, T, C = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # (B, nh, T, hd)
-        k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
-        v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        q, k, v = self.project_qkv(x)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # (B, nh, T, hd)
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
         if rope is not None:
             cos, sin = rope
             q, k = apply_rope(q, cos[:T], sin[:T]), apply_rope(k, cos[:T], sin[:T])
@@ -122,12 +129,25 @@ class Attention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)                              # (B, T, C)
         return self.o_proj(y)
 
+    def project_qkv(self, x):
+        """q, k, v of x (B, T, C) in one matmul against the three weights stacked, ((nh + 2 nkv) hd, C), as
+        nanoGPT's c_attn: three smaller matmuls cost ~3% of a small CPU training step. The weights stay three
+        modules so that growth, inheritance and the Hugging Face mapping address q, k and v by name. A module with
+        a forward hook on it (grow.py masks new outputs this way) is called on its own, so that its hook runs."""
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        if any(p._forward_hooks or p._forward_pre_hooks for p in projs):
+            return tuple(p(x) for p in projs)
+        w = torch.cat([p.weight for p in projs])                                     # ((nh + 2 nkv) hd, C)
+        b = None if self.q_proj.bias is None else torch.cat([p.bias for p in projs])
+        return F.linear(x, w, b).split(self.qkv_sizes, dim=-1)                       # 3 x (B, T, n hd)
+
 
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
         d, h, bias = config.n_embd, config.intermediate_size, config.bias
         self.llama = config.arch == "llama"
+        self.gelu_approximate = config.gelu_approximate
         self.up_proj = nn.Linear(d, h, bias=bias)
         if self.llama:
             self.gate_proj = nn.Linear(d, h, bias=bias)
@@ -136,7 +156,7 @@ class MLP(nn.Module):
     def forward(self, x):
         if self.llama:
             return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # SwiGLU
-        return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))    # GPT-2's "gelu_new"
+        return self.down_proj(F.gelu(self.up_proj(x), approximate=self.gelu_approximate))
 
 
 class Block(nn.Module):
@@ -234,13 +254,13 @@ class GPT(nn.Module):
     # --- training and sampling --------------------------------------------------------------------------------
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
         """AdamW; weight decay on 2-D weights (matmuls, embeddings) only, never on norms or biases. The fused kernel
-        on CUDA; elsewhere the multi-tensor (foreach) one, a few % faster than a loop per tensor on a CPU."""
+        (one pass over each tensor) on CUDA and CPU; elsewhere (mps) the multi-tensor (foreach) one."""
         params = {n: p for n, p in self.named_parameters() if p.requires_grad}
         decay = [p for p in params.values() if p.dim() >= 2]
         no_decay = [p for p in params.values() if p.dim() < 2]
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        cuda = device_type == "cuda"
-        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=cuda, foreach=not cuda)
+        fused = device_type in ("cuda", "cpu")
+        return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=fused, foreach=not fused)
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
@@ -272,6 +292,12 @@ def device_peak_flops(name=None):
 
 def config_dict(config):
     return {f.name: getattr(config, f.name) for f in fields(config)}
+
+
+def config_from_dict(model_args):
+    """The GPTConfig of a checkpoint's model_args. Checkpoints written before gelu_approximate existed (up to
+    commit 2b070c9) computed GPT-2's tanh GELU, so that is what their missing entry means."""
+    return GPTConfig(**{"gelu_approximate": "tanh", **model_args})
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -310,15 +336,18 @@ def from_hf(path):
     kind = hf.get("model_type")
     if kind == "gpt2":
         act, scaled = hf.get("activation_function", "gelu_new"), hf.get("scale_attn_weights", True)
-        if act not in ("gelu_new", "gelu_pytorch_tanh") or not scaled:
+        gelus = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}  # transformers' ACT2FN names
+        if act not in gelus or not scaled:
             raise ValueError(f"{cfg_file}: this GPT-2 variant is not supported (activation_function={act!r}, "
-                             f"scale_attn_weights={scaled}); nanogrow's gpt2 is tanh-GELU with 1/sqrt(head_dim)")
+                             f"scale_attn_weights={scaled}); nanogrow's gpt2 is a GELU ({', '.join(gelus)}) with "
+                             f"attention logits scaled by 1/sqrt(head_dim)")
         config = GPTConfig(arch="gpt2", block_size=hf["n_positions"], vocab_size=hf["vocab_size"],
                            n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
                            intermediate_size=hf.get("n_inner") or 4 * hf["n_embd"], bias=True,
                            tie_embeddings=hf.get("tie_word_embeddings", True),
                            norm_eps=hf.get("layer_norm_epsilon", 1e-5),
-                           scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False))
+                           scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False),
+                           gelu_approximate=gelus[act])
         ours = _gpt2_from_hf_state(sd, config)
         if not config.tie_embeddings:  # an untied GPT-2 saves its head as lm_head.weight (transformers does too)
             if "lm_head.weight" not in sd:
@@ -421,7 +450,8 @@ def to_hf(model, path, tokenizer=None):
     if c.arch == "gpt2":
         hf_cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
                   "n_positions": c.block_size, "n_ctx": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer,
-                  "n_head": c.n_head, "n_inner": c.intermediate_size, "activation_function": "gelu_new",
+                  "n_head": c.n_head, "n_inner": c.intermediate_size,
+                  "activation_function": {"tanh": "gelu_new", "none": "gelu"}[c.gelu_approximate],
                   "layer_norm_epsilon": c.norm_eps, "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
                   "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "tie_word_embeddings": c.tie_embeddings}
         out = _gpt2_to_hf_state(sd, c)

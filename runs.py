@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 import grow
-from model import GPT, GPTConfig
+from model import GPT, config_from_dict
 
 DIGEST = "v2:"  # digests of everything in the checkpoint; older ones (no prefix) covered its tensors only
 
@@ -143,7 +143,7 @@ def find_checkpoint(path, map_location="cpu", log=print):
 def model_from_checkpoint(path_or_ckpt, device="cpu"):
     """Build the GPT stored in a checkpoint (a file, a run folder, or a loaded dict). Returns (model, ckpt)."""
     ckpt = find_checkpoint(path_or_ckpt)[0] if isinstance(path_or_ckpt, str) else path_or_ckpt
-    model = GPT(GPTConfig(**ckpt["model_args"]))
+    model = GPT(config_from_dict(ckpt["model_args"]))
     # checkpoints of torch.compile'd models carry an '_orig_mod.' prefix
     state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
     grow.load_state(model, state)  # G_random blocks saved mid-ramp carry on ramping

@@ -73,6 +73,7 @@ dropout = 0.0                   # in [0, 1)
 bias = False                    # biases in Linear and LayerNorm layers
 tie_embeddings = None           # share the input embedding and LM head; None = True for gpt2, False for llama
 scale_attn_by_inverse_layer_idx = False  # gpt2: attention logits / (layer index + 1) (Inheritune's GPT-2)
+gelu_approximate = "none"       # gpt2's GELU: 'none' (exact, nanoGPT's) | 'tanh' (GPT-2's own, Hugging Face's gelu_new)
 vocab_size = None               # None: the tokenizer's, padded up to a multiple of 64
 # optimizer and schedule
 learning_rate = 2e-3            # peak learning rate, >= 0
@@ -260,7 +261,8 @@ elif init_from == "scratch":
     model = GPT(GPTConfig(arch=arch, block_size=block_size, vocab_size=vocab_size or 64 * math.ceil(meta_vocab / 64),
                           n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head, n_embd=n_embd,
                           intermediate_size=intermediate_size, dropout=dropout, bias=bias, tie_embeddings=tie_embeddings,
-                          scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx))
+                          scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx,
+                          gelu_approximate=gelu_approximate))
 elif init_from == "grow":
     small_ckpt, path = source_ckpt, source_path
     check_tokenizer(small_ckpt, batcher.meta, f"grow_from checkpoint {path}", data_dir, log=log)

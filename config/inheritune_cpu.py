@@ -41,6 +41,7 @@ n_embd = 128
 bias = False
 dropout = 0.0
 scale_attn_by_inverse_layer_idx = True
+gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU (nanogrow's default is exact)
 block_size = 128
 batch_size = 16                 # 2048 tokens per step
 max_iters = 768                 # T: 1,572,864 tokens

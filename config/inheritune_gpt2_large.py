@@ -47,6 +47,7 @@ n_embd = 1280
 bias = False
 dropout = 0.0
 scale_attn_by_inverse_layer_idx = True
+gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU (nanogrow's default is exact)
 block_size = 1024
 batch_size = 8
 total_batch_tokens = 131_072    # 128 sequences x 1024 tokens; accumulation = 16 micro-batches in all

@@ -40,6 +40,7 @@ n_embd = 1024
 bias = False
 dropout = 0.0
 scale_attn_by_inverse_layer_idx = True
+gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU (nanogrow's default is exact)
 block_size = 1024
 batch_size = 12
 total_batch_tokens = 393_216    # 384 sequences x 1024 tokens ~ 394K; accumulation = 32 micro-batches in all

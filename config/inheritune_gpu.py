@@ -47,6 +47,7 @@ n_embd = 512
 bias = False
 dropout = 0.0
 scale_attn_by_inverse_layer_idx = True
+gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU (nanogrow's default is exact)
 block_size = 256
 batch_size = 128                # 32,768 tokens per step, one micro-batch
 max_iters = 640                 # T: 20,971,520 tokens

@@ -437,7 +437,7 @@ def experiment_settings(spec, overrides):
 
 
 SHAPE = ("arch", "block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "bias",
-         "tie_embeddings", "scale_attn_by_inverse_layer_idx")
+         "tie_embeddings", "scale_attn_by_inverse_layer_idx", "gelu_approximate")
 
 
 def meta_model(s):

@@ -39,11 +39,11 @@ def real_text():
             + "  <|endoftext|> after the end  <|endoftext|><|endoftext|>\n  ")
 
 
-# 13 variants, as the issue counts them: every combination each side can express
+# 13 variants, as the issue counts them: every combination each side can express (+ GPT-2's tanh GELU)
 VARIANTS = [("gpt2", {}), ("gpt2", {"bias": True}), ("gpt2", {"tie_embeddings": False}),
             ("gpt2", {"tie_embeddings": False, "bias": True}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True}),
             ("gpt2", {"scale_attn_by_inverse_layer_idx": True, "tie_embeddings": False, "bias": True}),
-            ("gpt2", {"n_head": 2, "intermediate_size": 48}),
+            ("gpt2", {"n_head": 2, "intermediate_size": 48}), ("gpt2", {"gelu_approximate": "tanh", "bias": True}),
             ("llama", {}), ("llama", {"tie_embeddings": True}), ("llama", {"bias": True}),
             ("llama", {"bias": True, "tie_embeddings": True}), ("llama", {"n_kv_head": 4, "rope_theta": 500000.0}),
             ("llama", {"n_kv_head": 1, "intermediate_size": 40})]

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from model import GPT, GPTConfig, from_hf, to_hf
+from model import GPT, GPTConfig, config_dict, from_hf, to_hf
 
 
 def tiny(arch, **kw):
@@ -50,6 +50,64 @@ def test_architectures_differ_as_specified():
     assert hasattr(l.blocks[0].mlp, "gate_proj") and not hasattr(g.blocks[0].mlp, "gate_proj")
     assert l.blocks[0].attn.k_proj.weight.shape == (2 * 8, 32)  # GQA: 2 kv heads of size 8
     assert l.config.intermediate_size == 128  # ~8/3 * 32 rounded up to 64
+
+
+def count_matmuls(fn):
+    """How many matrix products fn() runs (aten mm / addmm / bmm), seen below autograd."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.bmm)
+            return func(*args, **(kwargs or {}))
+    with Count():
+        fn()
+    return Count.n
+
+
+@pytest.mark.parametrize("arch,kw", [("gpt2", {"bias": True}), ("llama", {"n_kv_head": 2, "bias": True})])
+def test_one_qkv_matmul_computes_what_the_three_projections_do(arch, kw):
+    """Attention.project_qkv multiplies by q, k and v stacked (one matmul, nanoGPT's c_attn) and gives the logits
+    and gradients of the three modules called one by one; a forward hook on one of them (grow.py masks new outputs
+    that way) makes it call each module, so the hook runs."""
+    m = tiny(arch, **kw)
+    x = torch.randint(0, 101, (2, 24))
+
+    def run():
+        m.zero_grad()
+        logits, loss = m(x, x)
+        loss.backward()
+        return logits, {n: p.grad.clone() for n, p in m.named_parameters()}
+    fused = count_matmuls(lambda: m(x))
+    logits, grads = run()
+    seen = []
+    for b in m.blocks:
+        b.attn.v_proj.register_forward_hook(lambda mod, args, out: seen.append(out.shape))
+    assert count_matmuls(lambda: m(x)) == fused + 2 * m.config.n_layer  # three matmuls a layer instead of one
+    assert len(seen) == m.config.n_layer
+    hooked_logits, hooked_grads = run()
+    torch.testing.assert_close(hooked_logits, logits)
+    for n, g in grads.items():
+        torch.testing.assert_close(hooked_grads[n], g, msg=n)
+
+
+def test_gelu_is_exact_by_default_and_old_checkpoints_keep_gpt2s_tanh():
+    """gelu_approximate='none' (nanoGPT's exact GELU) for new models; a checkpoint written before the setting
+    existed has no entry for it and computed tanh GELU, so it loads as tanh, with the logits it had."""
+    from runs import model_from_checkpoint
+    exact, tanh = tiny("gpt2"), tiny("gpt2", gelu_approximate="tanh")
+    assert exact.config.gelu_approximate == "none"
+    x = torch.randint(0, 101, (2, 24))
+    assert (exact(x)[0] - tanh(x)[0]).abs().max() > 1e-6  # same weights (same seed), other activation
+    old_args = config_dict(tanh.config)
+    del old_args["gelu_approximate"]
+    loaded, _ = model_from_checkpoint({"model": tanh.state_dict(), "model_args": old_args})
+    assert loaded.config.gelu_approximate == "tanh"
+    torch.testing.assert_close(loaded(x)[0], tanh(x)[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="gelu_approximate='erf'.*'none'.*'tanh'"):
+        GPTConfig(gelu_approximate="erf")
 
 
 def test_inverse_layer_idx_scaling_changes_deeper_layers_only():
