@@ -6,6 +6,7 @@ Time the training step of any train.py configuration: tokens/s, ms per iteration
     python bench.py --compile=False --dtype=float32           # the switches one at a time
     python bench.py --grow_at_tokens=1 --grow_factor=2        # a step after an in-run growth
     python bench.py --nanogpt=.nanogpt --steps=1 --rounds=30  # nanoGPT's model.py beside ours, step by step
+    python bench.py --nanogpt=.nanogpt --adamw=fused          # both with the same AdamW kernel: the models alone
 
 Synthetic tokens on the device (no data loading in the timing), the model built from scratch, the same
 optimizer, autocast and compile choices as train.py. The first `warmup` steps (compilation, autotuning,
@@ -30,7 +31,7 @@ from model import GPT, GPTConfig
 HERE = os.path.dirname(os.path.abspath(__file__))
 GPT2_124M = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12, vocab_size=50304)
 CPU_SHAPES = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=256)
-BENCH = dict(warmup=10, steps=20, rounds=5, peak_flops=0.0, nanogpt="", attention="auto")
+BENCH = dict(warmup=10, steps=20, rounds=5, peak_flops=0.0, nanogpt="", attention="auto", adamw="own")
 BENCH_HELP = """bench.py's own settings (every train.py setting below is taken too):
 warmup = 10                     # untimed steps first (compilation, autotuning, allocator growth)
 steps = 20                      # steps per timed round
@@ -38,6 +39,7 @@ rounds = 5                      # timed rounds; with --nanogpt the two models ta
 peak_flops = 0.0                # the device's dense bf16 FLOP/s for MFU (0: looked up from the device name)
 nanogpt = ""                    # a folder holding nanoGPT's model.py, timed beside ours
 attention = "auto"              # SDPA kernel: 'auto' | 'flash' | 'efficient' | 'cudnn' | 'math'
+adamw = "own"                   # 'own': each model's configure_optimizers | 'fused' | 'foreach': that kernel for all
 GPU defaults: n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12, vocab_size=50304 (GPT-2 124M)
 CPU defaults: n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=256
 """
@@ -59,6 +61,8 @@ def settings(argv):
     if s["compile"] is None:
         s["compile"] = s["device_type"] == "cuda"
     attention_context(s["attention"])  # a bad kernel name is named now, not after the model is built
+    if s["adamw"] not in ("own", "fused", "foreach"):
+        raise ConfigError(f"adamw={s['adamw']!r}: must be 'own' (each model's configure_optimizers), 'fused' or 'foreach'")
     return s
 
 
@@ -149,7 +153,7 @@ def make_step(model, s, fused=None):
         optimizer.zero_grad(set_to_none=True)
         return loss
 
-    step.tokens = B * T * accum
+    step.tokens, step.optimizer = B * T * accum, optimizer
     return step
 
 
@@ -218,13 +222,14 @@ def main(argv):
     models = {"nanogrow": ours}
     if s["nanogpt"]:
         models["nanoGPT"] = build_nanogpt(s, s["nanogpt"])
-    steps = {name: make_step(m, s) for name, m in models.items()}
+    fused = {"own": None, "fused": True, "foreach": False}[s["adamw"]]
+    steps = {name: make_step(m, s, fused) for name, m in models.items()}
     c = ours.config
     where = torch.cuda.get_device_name() if s["device_type"] == "cuda" else s["device"].upper()
     accum = steps["nanogrow"].tokens // (s["batch_size"] * s["block_size"])
     print(f"{c.arch} {c.n_layer}L {c.n_embd}d, {ours.num_params() / 1e6:.1f}M non-embedding params, batch "
           f"{s['batch_size']}x{s['block_size']}x{accum}, {where}, {s['dtype']}, compile={s['compile']}, "
-          f"attention={s['attention']}")
+          f"attention={s['attention']}, AdamW: {s['adamw']}")
     step_flops = ours.flops_per_token(s["block_size"]) * steps["nanogrow"].tokens
     if s["device_type"] == "cpu" and step_flops > 1e12:  # a GPU-sized config: say so before the first step
         print(f"note: one step is {step_flops / 1e12:.1f} TFLOP ({steps['nanogrow'].tokens:,} tokens); a CPU does "

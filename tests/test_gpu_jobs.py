@@ -82,6 +82,19 @@ def test_bench_against_a_nanogpt_checkout_times_both_in_turns(capsys):
     assert "step time nanogrow / nanoGPT: median" in out and "over 4 pairs of 1 step(s)" in out
 
 
+def test_bench_adamw_kernel_is_the_one_asked_for():
+    """make_step(fused=False) is the for-each kernel even where the model's own groups say fused (a group's own
+    'fused' key used to win over the constructor's, so 'for-each instead of fused' timed fused twice)."""
+    import bench
+    from configurator import ConfigError
+    s = bench.settings(["--device=cpu", "--n_layer=1", "--n_embd=32", "--n_head=2", "--block_size=16"])
+    kernels = {f: {(g["fused"], g["foreach"]) for g in bench.make_step(bench.build_ours(s), s, f).optimizer.param_groups}
+               for f in (None, False, True)}
+    assert kernels == {None: {(True, False)}, False: {(False, True)}, True: {(True, False)}}
+    with pytest.raises(ConfigError, match="adamw='adam'"):
+        bench.settings(["--device=cpu", "--adamw=adam"])
+
+
 def _has_cuda():
     import torch
     return torch.cuda.is_available()
