@@ -341,13 +341,15 @@ def header(args, title):
     return {"experiment": title, "command": args.command, "device": host_device(),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "scale": args.scale,
             "config": args.config, "overrides": args.overrides, "launcher": args.launcher_text,
-            "dataset": args.settings["dataset"], "out": _shown(args.out), "seeds": args.seed_list}
+            "dataset": args.settings["dataset"], "out": portable(args.out), "seeds": args.seed_list}
 
 
-def _shown(path):
-    """A path as results files record it: relative to the repository when inside it (results travel)."""
-    rel = os.path.relpath(path, REPO)
-    return path if rel.startswith("..") else rel
+def portable(text):
+    """Text (a path, a command line, a file's contents) as results keep it, the same wherever they were made: the
+    interpreter as `python`, and paths inside the repository relative to it (the repository itself as `.`)."""
+    text = text.replace(sys.executable, "python")
+    # REPO + "/" goes; REPO alone becomes "."; REPO as the start of a longer name (a sibling "<repo>2") stays
+    return re.sub(re.escape(REPO) + r"(/|(?![\w.-]))", lambda m: "" if m.group(1) else ".", text)
 
 
 def fmt(x, spec=".4f"):
@@ -473,7 +475,7 @@ def write_results(out, head, data, sections):
     blob = dict(head, **data)
     text = json.dumps(blob, indent=2, default=str)
     with open(os.path.join(out, "results.json.tmp"), "w") as f:  # run folders as the repo sees them: results travel
-        f.write(text.replace(json.dumps(REPO + os.sep)[1:-1], ""))
+        f.write(portable(text))
     os.replace(os.path.join(out, "results.json.tmp"), os.path.join(out, "results.json"))
     lines = [f"# {head['experiment']}", "",
              f"- command: `{head['command']}`",

@@ -545,13 +545,11 @@ def dataset_for(job):
 
 
 def portable(text, job):
-    """A file's text as the job folder keeps it: no path of this machine (the repository, the work folder, the
-    interpreter), so results read the same wherever they were made."""
-    text = text.replace(sys.executable, "python")
+    """A file's text as the job folder keeps it: common.portable's, and a work folder outside the repository as
+    <work>, so no path of this machine is left."""
+    text = common.portable(text)
     work = os.path.abspath(job.work)
-    if os.path.relpath(work, REPO).startswith(".."):
-        text = text.replace(work, "<work>")
-    return text.replace(REPO + os.sep, "").replace(REPO, ".")
+    return text.replace(work, "<work>") if os.path.relpath(work, REPO).startswith("..") else text
 
 
 SMALL_FILES = ("metrics.jsonl", "config.json", "train.log")

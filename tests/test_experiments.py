@@ -373,3 +373,12 @@ def test_paper_configs_follow_papers_md():
         assert s["block_size"] == 1024 and s["max_iters"] == 100_000 and s["dataset"] == "openwebtext"
     s = load["bimix_proxy"]
     assert (s["n_layer"], s["n_embd"], s["block_size"], s["total_batch_tokens"]) == (12, 768, 1024, 512 * 1024)
+
+
+def test_results_keep_no_path_of_this_machine():
+    """common.portable: the interpreter as `python`, paths in the repository relative to it, the repository itself
+    as `.`, and a neighbouring folder whose name starts like the repository's left alone."""
+    repo = common.REPO
+    text = (f'{sys.executable} train.py --out_dir={repo}/out/x "{repo}" {repo}2/data '
+            f'{json.dumps({"run": os.path.join(repo, "out", "y")})}')
+    assert common.portable(text) == f'python train.py --out_dir=out/x "." {repo}2/data {{"run": "out/y"}}'
