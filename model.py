@@ -38,7 +38,7 @@ class GPTConfig:
     bias: bool = False              # biases in Linear and LayerNorm (gpt2; HF GPT-2 has them)
     tie_embeddings: bool = None     # share wte and lm_head; None = True for gpt2, False for llama
     scale_attn_by_inverse_layer_idx: bool = False  # gpt2: attention logits / (layer_idx+1) (Inheritune)
-    gelu_approximate: str = "none"  # gpt2's GELU: "none" = exact (erf; nanoGPT's, and faster on a CPU) or
+    gelu_approximate: str = "none"  # gpt2's GELU (llama: "none"): "none" = exact (erf; nanoGPT's; faster on a CPU) or
                                     # "tanh" = GPT-2's own approximation (Hugging Face's "gelu_new")
     rope_theta: float = 10000.0     # llama
     norm_eps: float = 1e-5
@@ -66,6 +66,8 @@ class GPTConfig:
         if self.gelu_approximate not in ("none", "tanh"):
             raise ValueError(f"GPTConfig.gelu_approximate={self.gelu_approximate!r}: must be 'none' (exact GELU) or "
                              f"'tanh' (GPT-2's approximation)")
+        if self.arch == "llama" and self.gelu_approximate != "none":
+            raise ValueError("GPTConfig: gelu_approximate is a gpt2 setting; llama's MLP is SwiGLU (no GELU)")
         if self.arch == "gpt2" and self.n_kv_head != self.n_head:
             raise ValueError("GPTConfig: grouped-query attention (n_kv_head != n_head) is a llama feature")
 
@@ -131,15 +133,25 @@ class Attention(nn.Module):
 
     def project_qkv(self, x):
         """q, k, v of x (B, T, C) in one matmul against the three weights stacked, ((nh + 2 nkv) hd, C), as
-        nanoGPT's c_attn: three smaller matmuls cost ~3% of a small CPU training step. The weights stay three
-        modules so that growth, inheritance and the Hugging Face mapping address q, k and v by name. A module with
-        a forward hook on it (grow.py masks new outputs this way) is called on its own, so that its hook runs."""
+        nanoGPT's c_attn does: one large matmul runs faster than three small ones on a CPU. The weights stay three
+        modules so that growth, inheritance and the Hugging Face mapping address q, k and v by name. Where any of
+        them is more than its matmul (a hook on it, as grow.py's masks on new outputs; a subclass such as LoRA or
+        a quantized Linear), the three are called as modules, so that nothing of theirs is skipped."""
         projs = (self.q_proj, self.k_proj, self.v_proj)
-        if any(p._forward_hooks or p._forward_pre_hooks for p in projs):
+        if not all(is_plain_linear(p) for p in projs):
             return tuple(p(x) for p in projs)
         w = torch.cat([p.weight for p in projs])                                     # ((nh + 2 nkv) hd, C)
         b = None if self.q_proj.bias is None else torch.cat([p.bias for p in projs])
         return F.linear(x, w, b).split(self.qkv_sizes, dim=-1)                       # 3 x (B, T, n hd)
+
+
+def is_plain_linear(m):
+    """An nn.Linear whose call is exactly F.linear(x, weight, bias): not a subclass, no hook on it or on every module."""
+    g = nn.modules.module
+    return (type(m) is nn.Linear and not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                                          or m._backward_pre_hooks)
+            and not (g._global_forward_hooks or g._global_forward_pre_hooks or g._global_backward_hooks
+                     or g._global_backward_pre_hooks))
 
 
 class MLP(nn.Module):
@@ -295,9 +307,10 @@ def config_dict(config):
 
 
 def config_from_dict(model_args):
-    """The GPTConfig of a checkpoint's model_args. Checkpoints written before gelu_approximate existed (up to
-    commit 2b070c9) computed GPT-2's tanh GELU, so that is what their missing entry means."""
-    return GPTConfig(**{"gelu_approximate": "tanh", **model_args})
+    """The GPTConfig of a checkpoint's model_args. GPT-2 checkpoints written before gelu_approximate existed (up
+    to commit 2b070c9) computed GPT-2's tanh GELU, so that is what their missing entry means."""
+    old_gelu = "tanh" if model_args.get("arch", "gpt2") == "gpt2" else "none"
+    return GPTConfig(**{"gelu_approximate": old_gelu, **model_args})
 
 
 # -------------------------------------------------------------------------------------------------------------

@@ -335,7 +335,7 @@ def setup_training(model, optimizer_state=None):
     if optimizer_state is not None and fsdp:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
         set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
-    elif optimizer_state is not None:
+    elif optimizer_state is not None:  # the saved groups bring their AdamW kernel: a run resumes as it ran
         optimizer.load_state_dict(optimizer_state)
     train_model = torch.compile(model) if compile else model
     if ddp and not fsdp:

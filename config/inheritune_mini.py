@@ -30,6 +30,7 @@ n_embd = 768
 bias = False
 dropout = 0.0
 scale_attn_by_inverse_layer_idx = True
+gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU (nanogrow's default is exact)
 block_size = 512
 batch_size = 32
 total_batch_tokens = 262_144

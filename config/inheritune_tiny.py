@@ -25,6 +25,7 @@ n_embd = 64
 bias = False
 dropout = 0.0
 scale_attn_by_inverse_layer_idx = True
+gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU (nanogrow's default is exact)
 block_size = 32
 batch_size = 8
 max_iters = 30                  # T

@@ -199,6 +199,19 @@ def run_config(run_dir):
         return json.load(f)
 
 
+def changed_model(run_dir, settings):
+    """Why the run's model is not the one these settings build now that a default has changed, or None. So far one:
+    gpt2's GELU became exact (commit d919085); runs recorded before that computed GPT-2's tanh GELU."""
+    cfg = run_config(run_dir)
+    if not cfg or settings.get("arch") != "gpt2" or cfg.get("arch", "gpt2") != "gpt2":
+        return None
+    had, want = cfg.get("gelu_approximate") or "tanh", settings.get("gelu_approximate")
+    if had != want:
+        return (f"its model computes gelu_approximate={had!r} and these settings give {want!r} (gpt2's default "
+                f"became the exact GELU in commit d919085)")
+    return None
+
+
 def checkpoints(run_dir):
     return sorted(f for f in os.listdir(run_dir) if re.fullmatch(r"ckpt_\d+\.pt", f)) if os.path.isdir(run_dir) else []
 
@@ -223,7 +236,7 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
                          f"another --out")
     if record is not None:  # a run grown or inherited from another arm that has been trained again since
         from runs import stale_source  # imports torch: only when there is a run to check
-        why = stale_source(run_dir)
+        why = stale_source(run_dir) or changed_model(run_dir, resolve(argv))
         if why:
             raise SystemExit(f"arm {name}: {run_dir} is out of date: {why}. Delete it to rerun the arm")
     if is_done(run_dir, last):
@@ -348,8 +361,10 @@ def portable(text):
     """Text (a path, a command line, a file's contents) as results keep it, the same wherever they were made: the
     interpreter as `python`, and paths inside the repository relative to it (the repository itself as `.`)."""
     text = text.replace(sys.executable, "python")
-    # REPO + "/" goes; REPO alone becomes "."; REPO as the start of a longer name (a sibling "<repo>2") stays
-    return re.sub(re.escape(REPO) + r"(/|(?![\w.-]))", lambda m: "" if m.group(1) else ".", text)
+    # only REPO as a whole path: not inside a longer one ("<elsewhere>/<repo>") nor the start of one ("<repo>2")
+    repo = r"(?<![\w./-])" + re.escape(REPO)
+    text = re.sub(repo + r"/(?=[\w.-])", "", text)     # <repo>/out/x -> out/x
+    return re.sub(repo + r"/?(?![\w.-])", ".", text)   # <repo> and <repo>/ -> .
 
 
 def fmt(x, spec=".4f"):
@@ -473,8 +488,8 @@ def write_results(out, head, data, sections):
     """results.json (header + data) and results.md (header lines + markdown sections) in out."""
     os.makedirs(out, exist_ok=True)
     blob = dict(head, **data)
-    text = json.dumps(blob, indent=2, default=str)
-    with open(os.path.join(out, "results.json.tmp"), "w") as f:  # run folders as the repo sees them: results travel
+    text = json.dumps(blob, indent=2, default=str, ensure_ascii=False)  # paths as written, so portable finds them
+    with open(os.path.join(out, "results.json.tmp"), "w", encoding="utf-8") as f:  # results travel: no machine paths
         f.write(portable(text))
     os.replace(os.path.join(out, "results.json.tmp"), os.path.join(out, "results.json"))
     lines = [f"# {head['experiment']}", "",

@@ -296,7 +296,8 @@ def test_bimix_script_reports_a_failed_fit_in_its_table(tmp_path, tiny_dataset):
         argv = ["config/bimix_tiny.py", f"--dataset={tiny_dataset}", f"--mixture={arm}", f"--out_dir={d}"]
         (d / "arm.json").write_text(json.dumps({"arm": arm, "argv": argv, "last_iter": 30}))
         mixture = {dom: 0.5 for dom in meta["domains"]}
-        (d / "config.json").write_text(json.dumps({"mixture": mixture, "n_layer": 2, "n_embd": 32}))
+        (d / "config.json").write_text(json.dumps({"mixture": mixture, "n_layer": 2, "n_embd": 32, "arch": "gpt2",
+                                                   "gelu_approximate": "none"}))
         line = {"iter": 30, "tokens": 7680, "flops": 1e9, "val_loss": {"code": 3.0, "prose": 3.5},
                 "val_loss_mean": 3.25, "mixture": mixture}
         (d / "metrics.jsonl").write_text(json.dumps(line) + "\n")
@@ -382,3 +383,18 @@ def test_results_keep_no_path_of_this_machine():
     text = (f'{sys.executable} train.py --out_dir={repo}/out/x "{repo}" {repo}2/data '
             f'{json.dumps({"run": os.path.join(repo, "out", "y")})}')
     assert common.portable(text) == f'python train.py --out_dir=out/x "." {repo}2/data {{"run": "out/y"}}'
+    assert common.portable(f"cd {repo}/ && ls /mnt/copy{repo}/out") == f"cd . && ls /mnt/copy{repo}/out"
+
+
+def test_a_reused_arm_whose_model_changed_with_a_default_is_out_of_date(tmp_path):
+    """A gpt2 run recorded before gelu_approximate existed computed tanh GELU: the default (exact) no longer
+    builds its model, so reusing it would mix two activations in one table; llama runs have no GELU."""
+    run = tmp_path / "arm"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"arch": "gpt2", "n_layer": 2}))
+    assert "gelu_approximate='tanh'" in common.changed_model(str(run), {"arch": "gpt2", "gelu_approximate": "none"})
+    assert common.changed_model(str(run), {"arch": "gpt2", "gelu_approximate": "tanh"}) is None
+    (run / "config.json").write_text(json.dumps({"arch": "gpt2", "gelu_approximate": "none"}))
+    assert common.changed_model(str(run), {"arch": "gpt2", "gelu_approximate": "none"}) is None
+    (run / "config.json").write_text(json.dumps({"arch": "llama"}))
+    assert common.changed_model(str(run), {"arch": "llama", "gelu_approximate": "none"}) is None

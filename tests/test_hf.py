@@ -39,7 +39,7 @@ def real_text():
             + "  <|endoftext|> after the end  <|endoftext|><|endoftext|>\n  ")
 
 
-# 13 variants, as the issue counts them: every combination each side can express (+ GPT-2's tanh GELU)
+# 14 variants: every combination each side can express (the issue counted 13; + GPT-2's tanh GELU)
 VARIANTS = [("gpt2", {}), ("gpt2", {"bias": True}), ("gpt2", {"tie_embeddings": False}),
             ("gpt2", {"tie_embeddings": False, "bias": True}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True}),
             ("gpt2", {"scale_attn_by_inverse_layer_idx": True, "tie_embeddings": False, "bias": True}),

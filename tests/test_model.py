@@ -93,6 +93,24 @@ def test_one_qkv_matmul_computes_what_the_three_projections_do(arch, kw):
         torch.testing.assert_close(hooked_grads[n], g, msg=n)
 
 
+def test_a_projection_that_is_more_than_its_matmul_is_called_as_a_module():
+    """A subclass of nn.Linear (LoRA, quantized, ...) in place of v_proj: its own forward runs, not the stacked
+    matmul that would skip it; here one that doubles its output equals a plain v_proj with doubled weights."""
+    class Doubled(torch.nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+    m, ref = tiny("gpt2", bias=True), tiny("gpt2", bias=True)
+    for b, r in zip(m.blocks, ref.blocks):
+        old = b.attn.v_proj
+        b.attn.v_proj = Doubled(old.in_features, old.out_features)
+        b.attn.v_proj.load_state_dict(old.state_dict())
+        with torch.no_grad():
+            r.attn.v_proj.weight.mul_(2)
+            r.attn.v_proj.bias.mul_(2)
+    x = torch.randint(0, 101, (2, 24))
+    torch.testing.assert_close(m(x)[0], ref(x)[0])
+
+
 def test_gelu_is_exact_by_default_and_old_checkpoints_keep_gpt2s_tanh():
     """gelu_approximate='none' (nanoGPT's exact GELU) for new models; a checkpoint written before the setting
     existed has no entry for it and computed tanh GELU, so it loads as tanh, with the logits it had."""
@@ -108,6 +126,11 @@ def test_gelu_is_exact_by_default_and_old_checkpoints_keep_gpt2s_tanh():
     torch.testing.assert_close(loaded(x)[0], tanh(x)[0], rtol=0, atol=0)
     with pytest.raises(ValueError, match="gelu_approximate='erf'.*'none'.*'tanh'"):
         GPTConfig(gelu_approximate="erf")
+    with pytest.raises(ValueError, match="gelu_approximate is a gpt2 setting"):
+        GPTConfig(arch="llama", gelu_approximate="tanh")
+    llama_args = config_dict(tiny("llama").config)  # an old llama checkpoint: no GELU, nothing to restore
+    del llama_args["gelu_approximate"]
+    assert model_from_checkpoint({"model": tiny("llama").state_dict(), "model_args": llama_args})[0].config.arch == "llama"
 
 
 def test_inverse_layer_idx_scaling_changes_deeper_layers_only():
