@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from configurator import ConfigError, apply_overrides, check_device, defaults_from_script
+from configurator import ConfigError, apply_overrides, check_device, defaults_from_script, model_args
 from model import GPT, GPTConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,13 +68,7 @@ def settings(argv):
 
 def build_ours(s):
     """Our GPT at the settings' shapes; grown in-run (grow.py) when grow_at_tokens is set, as train.py has it."""
-    config = GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=s["vocab_size"] or 50304,
-                       n_layer=s["n_layer"], n_head=s["n_head"], n_kv_head=s["n_kv_head"], n_embd=s["n_embd"],
-                       intermediate_size=s["intermediate_size"], dropout=s["dropout"], bias=s["bias"],
-                       tie_embeddings=s["tie_embeddings"],
-                       scale_attn_by_inverse_layer_idx=s["scale_attn_by_inverse_layer_idx"],
-                       gelu_approximate=s["gelu_approximate"])
-    model = GPT(config)
+    model = GPT(GPTConfig(**dict(model_args(s), vocab_size=s["vocab_size"] or 50304)))
     if s["grow_at_tokens"]:
         import grow
         model = (grow.grow_depth(model, s["grow_op"], factor=s["grow_factor"], layer_map=s["grow_layer_map"])

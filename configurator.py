@@ -204,6 +204,11 @@ MODEL_SETTINGS = ("arch", "n_layer", "n_head", "n_kv_head", "n_embd", "intermedi
                   "tie_embeddings", "scale_attn_by_inverse_layer_idx", "gelu_approximate", "vocab_size")
 
 
+def model_args(s):
+    """GPTConfig's arguments from train.py settings s: the model settings and block_size (None: GPTConfig's default)."""
+    return {"block_size": s["block_size"], **{k: s[k] for k in MODEL_SETTINGS if s[k] is not None}}
+
+
 def model_settings(init_from, built, recorded, given, typed, out_dir, log=print):
     """The model settings that config.json records: those of the model actually trained (`built`, from
     config_dict). resume keeps the run's model: for a run trained from scratch, a model setting typed on the command

@@ -28,8 +28,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 import grow
 import inherit
-from configurator import (MODEL_SETTINGS, ConfigError, check_device, check_train_settings, given_settings,
-                          install_error_hook, model_settings, settings_help)
+from configurator import (ConfigError, check_device, check_train_settings, given_settings, install_error_hook,
+                          model_args, model_settings, settings_help)
 from data.loader import Batcher, DataError, check_tokenizer, domain_losses, load_meta, tokenizer_record
 from mix import resolve_mixture
 from model import GPT, GPTConfig, config_dict, from_hf
@@ -137,7 +137,7 @@ settings = check_train_settings({**defaults, **recorded, **given})
 globals().update(settings)
 if init_from == "scratch":  # a shape that cannot be built (n_embd not divisible by n_head, ...) is named now
     try:
-        GPTConfig(block_size=block_size, **{k: settings[k] for k in MODEL_SETTINGS if settings[k] is not None})
+        GPTConfig(**model_args(settings))
     except ValueError as e:
         raise ConfigError(f"model settings: {str(e).removeprefix('GPTConfig: ').removeprefix('GPTConfig.')}") from None
 check_device(device)
@@ -258,11 +258,7 @@ if init_from == "resume":
     data_offset = ckpt.get("data_offset", 0)  # checkpoints from before grow_data: every run started at data step 0
 elif init_from == "scratch":
     meta_vocab = batcher.meta["vocab_size"]
-    model = GPT(GPTConfig(arch=arch, block_size=block_size, vocab_size=vocab_size or 64 * math.ceil(meta_vocab / 64),
-                          n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head, n_embd=n_embd,
-                          intermediate_size=intermediate_size, dropout=dropout, bias=bias, tie_embeddings=tie_embeddings,
-                          scale_attn_by_inverse_layer_idx=scale_attn_by_inverse_layer_idx,
-                          gelu_approximate=gelu_approximate))
+    model = GPT(GPTConfig(**dict(model_args(settings), vocab_size=vocab_size or 64 * math.ceil(meta_vocab / 64))))
 elif init_from == "grow":
     small_ckpt, path = source_ckpt, source_path
     check_tokenizer(small_ckpt, batcher.meta, f"grow_from checkpoint {path}", data_dir, log=log)

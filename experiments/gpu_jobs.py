@@ -43,6 +43,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from configurator import model_args  # noqa: E402
 from experiments import common  # noqa: E402
 from experiments.common import host_device, md_table  # noqa: E402
 
@@ -436,22 +437,18 @@ def experiment_settings(spec, overrides):
     return common.resolve([os.path.join("config", f"{spec.script}_gpu.py")] + overrides)
 
 
-SHAPE = ("arch", "block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "bias",
-         "tie_embeddings", "scale_attn_by_inverse_layer_idx", "gelu_approximate")
-
-
 def meta_model(s):
-    """The GPT of settings s on the meta device: shapes and FLOPs, no memory (built once per shape)."""
-    return _meta_model(tuple(s[k] for k in SHAPE))
+    """The GPT of settings s on the meta device: shapes and FLOPs, no memory (built once per model)."""
+    return _meta_model(tuple(sorted(model_args(s).items())))
 
 
 @functools.lru_cache(maxsize=None)
-def _meta_model(shape):
+def _meta_model(args):
     import torch
     from model import GPT, GPTConfig
-    s = dict(zip(SHAPE, shape))
+    args = dict(args)
     with torch.device("meta"):
-        return GPT(GPTConfig(**dict(s, vocab_size=s["vocab_size"] or 50304)))
+        return GPT(GPTConfig(**dict(args, vocab_size=args.get("vocab_size") or 50304)))
 
 
 def arm_plan(spec, arm, s, overrides, device):

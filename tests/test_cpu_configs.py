@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from configurator import apply_overrides
+from configurator import apply_overrides, model_args
 from experiments import bimix, common, gstack, inheritune
 from model import GPT, GPTConfig
 
@@ -49,11 +49,7 @@ GPU_MIN_TOKENS = 20_000_000
 
 def model(s):
     with torch.device("meta"):  # shapes only: no memory, no init
-        return GPT(GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=s["vocab_size"],
-                             n_layer=s["n_layer"], n_head=s["n_head"], n_kv_head=s["n_kv_head"], n_embd=s["n_embd"],
-                             intermediate_size=s["intermediate_size"], bias=s["bias"],
-                             tie_embeddings=s["tie_embeddings"],
-                             scale_attn_by_inverse_layer_idx=s["scale_attn_by_inverse_layer_idx"]))
+        return GPT(GPTConfig(**model_args(s)))
 
 
 def embed_share(s):
