@@ -263,7 +263,7 @@ def speed(job):
                                   "grow_op": "direct"}, "fresh": {}}))
     job.step("switches", 2 * job.compile_s + 30, lambda: compare(
         {"all on": {}, "no compile": {"compile": False}, "float32 (TF32)": {"dtype": "float32"},
-         "for-each AdamW": {"fused": False}}))
+         "for-each AdamW": {"fused": False}, "tanh GELU (GPT-2's own)": {"gelu_approximate": "tanh"}}))
     kernels = ["flash", "math"] if dry else ["flash", "cudnn", "efficient"]
     job.step("attention", (len(kernels) + 1) * job.compile_s, lambda: compare(
         {"attention=auto": {}, **{f"attention={k}": {"attention": k} for k in kernels}}, isolate=True))
@@ -284,41 +284,65 @@ def render_speed(job):
     if "env" in st:
         e = st["env"]
         lines.append(f"- device: {e['device']}; torch {e['torch']}, CUDA {e['cuda']}; date {e['ran']['date']}")
-    if "cuda_checks" in st and "max_abs_diff" in st["cuda_checks"]:
-        c = st["cuda_checks"]
-        lines += ["", "## Numerics on the device", "",
-                  md_table(["check", "max abs difference"],
-                           [(k, "-" if v is None else f"{v:.2e}") for k, v in c["max_abs_diff"].items()]),
-                  "", f"Limits: {c['limits']}. All within: **{'yes' if c['ok'] else 'no: ' + ', '.join(c['failed'])}**."]
-    if "unit_tests" in st:
-        u = st["unit_tests"]
-        last = [l for l in u.get("output", "").splitlines() if l.strip()][-1:] or ["?"]
-        lines += ["", f"Model and growth tests on the device's packages: exit {u.get('exit_code')}, `{last[0]}`"]
-    if "train_smoke" in st and "runs" in st["train_smoke"]:
-        t = st["train_smoke"]
-        rows = [(name, " -> ".join(f"{l:.3f} (iter {i})" for i, l in r["val"]), f"{r['tokens_per_s'] or 0:,.0f}")
-                for name, r in t["runs"].items()]
-        lines += ["", f"## train.py: compile + bf16 against eager bf16 ({t['iters']} iterations, same seed)", "",
-                  f"Settings: `{' '.join(t['args'])}`", "",
-                  md_table(["run", "val loss (mean over domains)", "tokens/s (last log)"], rows), "",
-                  f"Final gap {t['final_gap']:.4f} (tolerance {t['tolerance']}); loss fell: {t['loss_fell']}. "
-                  f"**{'pass' if t['ok'] else 'FAIL'}**"]
-    for key, title in (("vs_nanogpt", "nanogrow against nanoGPT's model, same shapes, same process"),
-                       ("vs_nanogpt_short", "The same, first lease (3 rounds of 10 steps)"),
-                       ("switches", "What each switch is worth (one switch changed at a time)"),
-                       ("attention", "The SDPA kernel (each compiled afresh, timed one after another)"),
-                       ("growth", "Throughput after an in-run growth against a fresh model of the grown size"),
-                       ("growth_short", "The same, first lease (3 rounds of 10 steps, fresh model first)")):
-        if key in st and "results" in st[key]:
-            lines += ["", f"## {title}", "", speed_table(st[key])] + ([st[key]["note"]] if "note" in st[key] else [])
-    mb = {k: v for k, v in st.items() if k.startswith("microbatch_") and "results" in v}
-    if mb:
-        rows = [r for v in mb.values() for r in speed_rows(v)]
-        lines += ["", "## Micro-batch sizes", "", md_table(SPEED_HEAD, rows)]
+    lines += speed_sections({k: v for k, v in st.items() if "@" not in k}, "##")
+    earlier = {k.split("@")[0]: v for k, v in st.items() if "@" in k}
+    if earlier:  # measured again since, kept for the record under "<key>@<commit>" (see SPEED_SECTIONS)
+        lines += ["", "## Earlier measurements, of a model changed since"] + speed_sections(earlier, "###")
     errors = {k: v["error"] for k, v in st.items() if "error" in v}
     if errors:
         lines += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in errors.items()]
     return "\n".join(lines)
+
+
+def speed_sections(st, h):
+    """results.md's sections for the speed job's steps `st` ({step: result}), headings at level `h`."""
+    lines = []
+    if "cuda_checks" in st and "max_abs_diff" in st["cuda_checks"]:
+        c = st["cuda_checks"]
+        lines += ["", f"{h} Numerics on the device{model_of(c)}", "",
+                  md_table(["check", "max abs difference"],
+                           [(k, "-" if v is None else f"{v:.2e}") for k, v in c["max_abs_diff"].items()]),
+                  "", f"Limits: {c['limits']}. All within: **{'yes' if c['ok'] else 'no: ' + ', '.join(c['failed'])}**."]
+    if "unit_tests" in st and "exit_code" in st["unit_tests"]:
+        u = st["unit_tests"]
+        last = [l for l in u.get("output", "").splitlines() if l.strip()][-1:] or ["?"]
+        lines += ["", f"Model and growth tests on the device's packages{model_of(u)}: exit {u.get('exit_code')}, "
+                      f"`{last[0]}`"]
+    if "train_smoke" in st and "runs" in st["train_smoke"]:
+        t = st["train_smoke"]
+        rows = [(name, " -> ".join(f"{l:.3f} (iter {i})" for i, l in r["val"]), f"{r['tokens_per_s'] or 0:,.0f}")
+                for name, r in t["runs"].items()]
+        lines += ["", f"{h} train.py: compile + bf16 against eager bf16 ({t['iters']} iterations, same seed)"
+                      f"{model_of(t)}", "",
+                  f"Settings: `{' '.join(t['args'])}`", "",
+                  md_table(["run", "val loss (mean over domains)", "tokens/s (last log)"], rows), "",
+                  f"Final gap {t['final_gap']:.4f} (tolerance {t['tolerance']}); loss fell: {t['loss_fell']}. "
+                  f"**{'pass' if t['ok'] else 'FAIL'}**"]
+    for key, title in SPEED_SECTIONS:
+        if key in st and "results" in st[key]:
+            lines += ["", f"{h} {title}{model_of(st[key])}", "", speed_table(st[key])] + \
+                (["", st[key]["note"]] if "note" in st[key] else [])
+    mb = {k: v for k, v in st.items() if k.startswith("microbatch_") and "results" in v}
+    if mb:
+        rows = [r for v in mb.values() for r in speed_rows(v)]
+        lines += ["", f"{h} Micro-batch sizes{model_of(next(iter(mb.values())))}", "", md_table(SPEED_HEAD, rows)]
+    return lines
+
+
+# The timing steps' sections in results.md. When a model change makes a step's result stale, it is measured again
+# by renaming its key in results.json to "<key>@<commit it measured>" (a "model" entry names that model): the
+# runner then finds the step missing, and the old result moves to "Earlier measurements".
+SPEED_SECTIONS = (("vs_nanogpt", "nanogrow against nanoGPT's model, same shapes, same process"),
+                  ("vs_nanogpt_short", "The same, first lease (3 rounds of 10 steps)"),
+                  ("switches", "What each switch is worth (one switch changed at a time)"),
+                  ("attention", "The SDPA kernel (each compiled afresh, timed one after another)"),
+                  ("growth", "Throughput after an in-run growth against a fresh model of the grown size"),
+                  ("growth_short", "The same, first lease (3 rounds of 10 steps, fresh model first)"))
+
+
+def model_of(step):
+    """A section title's note on which model a step measured, where it records one."""
+    return f" [model {step['model']}]" if "model" in step else ""
 
 
 SPEED_HEAD = ["variant", "batch", "ms/iter", "tokens/s", "ratio", "MFU", "peak GiB", "first step s"]

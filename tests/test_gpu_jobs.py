@@ -43,6 +43,17 @@ def test_dry_run_measures_every_step_and_resumes(tmp_path, tiny_dataset):
     listing = subprocess.run(cmd[:2] + ["--list", f"--results={tmp_path}"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout
     assert listing.startswith("speed: env, cuda_checks")
+    # a step made stale by a model change is renamed <step>@<commit>: measured again, the old table kept apart
+    again["switches@abc1234"] = dict(again.pop("switches"), model="abc1234: an older model")
+    (tmp_path / "speed" / "results.json").write_text(json.dumps({**data, "steps": again}))
+    out = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=300).stdout
+    third = json.loads((tmp_path / "speed" / "results.json").read_text())["steps"]
+    assert "switches (" in out and [k for k in third if k not in again] == ["switches"]
+    assert "tanh GELU (GPT-2's own)" in third["switches"]["results"]
+    md = (tmp_path / "speed" / "results.md").read_text()
+    current, earlier = md.split("## Earlier measurements")
+    assert "## What each switch is worth (one switch changed at a time)\n" in current
+    assert "### What each switch is worth (one switch changed at a time) [model abc1234: an older model]" in earlier
 
 
 def test_a_step_runs_only_when_it_fits_and_a_failed_step_runs_again(tmp_path):
