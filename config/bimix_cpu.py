@@ -5,6 +5,7 @@
 #   python data/prepare.py --tokenizer=byte --name=pybytes          # once: the byte-level corpus
 #   python mix.py data/pybytes                                      # its entropies and the mixtures they give
 #   python experiments/bimix.py --scale cpu --seeds 2               # natural, uniform, ce, then fitted
+#   python experiments/bimix.py --scale cpu --seeds 2 --tilt 0.6    # + one proxy per domain at .6 (others .2)
 #
 # Data: pybytes = data/prepare.py's offline corpus at the byte level (vocab 256), three domains: code 19.5M, prose
 # 9.4M, c 19.6M train bytes. Mixtures there: natural .40 / .19 / .40, uniform 1/3 each, CE (softmax of the

@@ -1,10 +1,11 @@
 """
 BiMix experiment (Ge et al. 2024, "Data Mixing Made Efficient"; docs/papers.md sec. 3): which domain
 mixture gives the lowest mean validation loss at a fixed budget: the natural one (by size), uniform, the
-training-free conditional-entropy (CE) mixture, or the optimum of the BiMix law fitted on those three runs?
+training-free conditional-entropy (CE) mixture, or the optimum of the BiMix law fitted on those runs?
 
     python experiments/bimix.py --scale tiny --dataset data/<name>         # seconds on a CPU (pipeline check)
     python experiments/bimix.py --scale cpu --seeds 2                      # the headline, 13 min a seed
+    python experiments/bimix.py --scale cpu --tilt 0.6                     # + a tilted proxy per domain, 23 min
     python experiments/bimix.py --scale mini                               # one GPU, pycorpus
     python experiments/bimix.py --scale mini --arms natural,ce
 
@@ -14,10 +15,14 @@ The config (config/bimix_<scale>.py) is the proxy model and its budget (s = its 
   uniform   1/n per domain
   ce        r_i = softmax(H_i), H = conditional entropy H(X_t+1 | X_t) of the domain's train tokens (mix.py)
   fitted    the BiMix law L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i), fitted on the evaluations
-            of the natural / uniform / ce runs at s >= --fit_from x the budget (default 0.25: the warmup and the
+            of the proxy runs (natural, uniform, ce; the tilt_<d> ones too) at s >= --fit_from x the budget (default 0.25: the warmup and the
             first steep drop follow no power law in s; mix.observations_from_runs + fit_bimix), minimised over
             the mixture at s = the budget's step count (mix.optimal_mixture); runs those three first. When the fit
             fails (too few points, alpha <= 0, ...) the table says why and the arm is not run.
+  tilt_<d>  with --tilt R (e.g. 0.6): one more proxy per domain d, r_d = R and the other domains equal shares of
+            1 - R. Natural, uniform and CE can be too alike to measure how each domain's loss falls with its
+            share; the fit then uses these runs too. They also test the law's premise that L_i depends on r_i
+            alone: two mixtures that give domain i the same share should give it the same loss.
 
 The extrapolation check (the paper's fit-quality test): the law is fitted a second time on the proxies'
 evaluations before the last one (--fit_from x the budget <= s < the budget) and asked for their losses at the last
@@ -47,6 +52,32 @@ import mix  # noqa: E402
 PROXIES = ["natural", "uniform", "ce"]
 ARMS = PROXIES + ["fitted"]
 DEPENDS = {"fitted": PROXIES}
+
+
+def tilted_mixtures(domains, tilt):
+    """One proxy mixture per domain that gives that domain `tilt` and the others equal shares of the rest:
+    {"tilt_<domain>": {domain: r}}. Why: the law's alpha_i is the slope of log L_i in log r_i, and natural, uniform
+    and CE can lie close together (on pybytes r_c is 0.33-0.40 in all three), too close to tell alpha from noise."""
+    rest = round((1 - tilt) / (len(domains) - 1), 6)  # a readable train.py argument; resolve_mixture renormalises
+    return {f"tilt_{d}": {e: tilt if e == d else rest for e in domains} for d in domains}
+
+
+def arm_mixtures(args):
+    """The arms to run, in order, each with its --mixture value: the requested ones and the proxies the fitted
+    arm needs; with --tilt, the tilted proxies (tilted_mixtures) after the other three."""
+    arms = {a: a for a in common.with_dependencies(args.arm_list, ARMS, DEPENDS)}
+    if not args.tilt:
+        return arms
+    meta = common.dataset_meta(args.settings["dataset"])
+    if meta is None:
+        raise SystemExit(f"experiments/bimix.py: --tilt needs the dataset's domains, and dataset "
+                         f"{args.settings['dataset']!r} was not found: build it first (data/prepare.py)")
+    if len(meta["domains"]) < 2:
+        raise SystemExit(f"experiments/bimix.py: --tilt needs at least two domains; the dataset has "
+                         f"{list(meta['domains'])}")
+    tilted = {a: json.dumps(m) for a, m in tilted_mixtures(list(meta["domains"]), args.tilt).items()}
+    return {**{a: m for a, m in arms.items() if a != "fitted"}, **tilted,
+            **({"fitted": "fitted"} if "fitted" in arms else {})}
 
 
 FIT_FROM = 0.25  # default --fit_from: the law is fitted on evaluations at s >= this fraction of the budget
@@ -121,11 +152,11 @@ def claims(rows, fitres):
     for a, b in (("ce", "natural"), ("uniform", "natural"), ("fitted", "natural")):
         if a in loss and b in loss:
             out.append(versus(names[a], loss[a], names[b], loss[b]))
-    proxies = {a: loss[a] for a in PROXIES if a in loss}
+    proxies = {a: loss[a] for a in loss if a != "fitted"}  # the tilted ones too
     if "fitted" in loss and proxies:
         best = min(proxies, key=proxies.get)
-        out.append(f"fitted vs the best of the proxy mixtures ({names[best]}): " + versus(
-            names["fitted"], loss["fitted"], names[best], proxies[best]))
+        out.append(f"fitted vs the best of the proxy mixtures ({names.get(best, best)}): " + versus(
+            names["fitted"], loss["fitted"], names.get(best, best), proxies[best]))
     if fitres is not None and "error" in fitres:
         out.append(f"The BiMix fit failed: {fitres['error']} The fitted arm was not run.")
     elif fitres is not None and "fitted" in rows and fitres.get("predicted"):
@@ -193,11 +224,12 @@ def run_seed(args, s, k, seed, env):
     steps = common.final_iter(s)
     base = [args.config] + args.overrides + common.seed_args(k, seed)
     fitres = held = None
-    for arm in common.with_dependencies(args.arm_list, ARMS, DEPENDS):
+    arms = arm_mixtures(args)
+    for arm, mixture in arms.items():
         name = arm if k == 0 else f"{arm} seed {seed}"
         run_dir = os.path.join(out, arm)
         if arm == "fitted":
-            proxies = [os.path.join(out, a) for a in PROXIES]
+            proxies = [os.path.join(out, a) for a in arms if a != "fitted"]
             if args.dry_run:
                 print(f"[{name}] would fit BiMix on {proxies} and train on its optimal mixture at s={steps}")
                 continue
@@ -211,13 +243,13 @@ def run_seed(args, s, k, seed, env):
             print(f"[{name}] optimal mixture at s={steps}: {fitres['mixture']}")
             common.run_arm(name, run_dir, base + [f"--mixture={json.dumps(fitres['mixture'])}"], args.launcher, env)
             continue
-        common.run_arm(name, run_dir, base + [f"--mixture={arm}"], args.launcher, env, args.dry_run)
+        common.run_arm(name, run_dir, base + [f"--mixture={mixture}"], args.launcher, env, args.dry_run)
     return out, fitres, held
 
 
 def analyse(args, out, fitres, steps):
     """One seed's rows (requested arms and the proxies a fit needed), main table and claims."""
-    todo = common.with_dependencies(args.arm_list, ARMS, DEPENDS)
+    todo = arm_mixtures(args)
     rows = {a: common.summary(os.path.join(out, a)) for a in todo
             if not (a == "fitted" and fitres is not None and "error" in fitres)}
     domains = list(next(iter(rows.values()))["val_loss"]) if rows else []
@@ -238,12 +270,46 @@ def analyse(args, out, fitres, steps):
     return rows, md, claims(rows, fitres)
 
 
+def same_share(rows, tol=0.01):
+    """The law's premise, checked where the arms allow it: L_i depends on domain i's share r_i alone (docs/papers.md
+    sec. 3), so arms that give domain i the same share (within tol) should reach the same loss on it. Returns
+    [{"domain", "share", "losses": {arm: val loss on the domain}, "spread": max - min}] for each such group of two
+    or more arms (with --tilt: e.g. every tilt_<other> gives d the same share)."""
+    out = []
+    domains = list(next(iter(rows.values()))["val_loss"]) if rows else []
+    for d in domains:
+        points = sorted((r["mixture"].get(d, 0.0), a, r["val_loss"][d]) for a, r in rows.items())
+        groups = []
+        for share, arm, loss in points:  # consecutive shares within tol of the group's first
+            if groups and share - groups[-1][0][0] <= tol:
+                groups[-1].append((share, arm, loss))
+            else:
+                groups.append([(share, arm, loss)])
+        for g in groups:
+            if len(g) > 1:
+                losses = {arm: loss for _, arm, loss in g}
+                out.append({"domain": d, "share": sum(x[0] for x in g) / len(g), "losses": losses,
+                            "spread": max(losses.values()) - min(losses.values())})
+    return out
+
+
+def same_share_markdown(groups):
+    rows = [[g["domain"], f"{g['share']:.3f}", ", ".join(f"{a} {v:.4f}" for a, v in g["losses"].items()),
+             f"{g['spread']:.4f}"] for g in groups]
+    return ("## The law's premise: the same share, the same loss?\n\nL_i(r_i, s) lets a domain's loss depend on its "
+            "own share only. Arms that gave a domain the same share (within 0.01), and their val loss on it; a "
+            "spread well beyond the seeds' noise means the other domains' shares matter too (transfer between "
+            "domains), which the law cannot express.\n\n"
+            + common.md_table(["domain", "share", "arms: val loss on the domain", "spread"], rows))
+
+
 def fit_markdown(fitres, steps):
     params = fitres["params"]
     fit_rows = [[d, p["n"], f"{p['A']:.4g}", f"{p['B']:.4g}", f"{p['C']:.3g}", f"{p['alpha']:.4f}",
                  f"{p['beta']:.4f}", common.fmt(p.get("mre"), ".3%"), common.fmt(p.get("r2_log"), ".4f")]
                 for d, p in params.items()]
-    return (f"## BiMix fit ({fitres['n_points']} points from {', '.join(PROXIES)}: their evaluations at s >= "
+    runs = ", ".join(os.path.basename(r) for r in fitres["runs"])
+    return (f"## BiMix fit ({fitres['n_points']} points from {runs}: their evaluations at s >= "
             f"{fitres['fit_from'] * steps:g} = {fitres['fit_from']:g} x the budget)\n\n"
             "L_i(r, s) = A / r^alpha * (B / s^beta + C), gauge C = 1 (B = 1 where C is negligible), fitted with mix.fit_bimix's default "
             "objective; MRE = mean relative error over the fitted points, R2 on log L (the paper: MRE "
@@ -255,8 +321,8 @@ def fit_markdown(fitres, steps):
 
 def aggregate(results, domains):
     """Mean [min, max] over seeds per arm: mixture, per-domain and mean val loss, bpb; held-out errors per seed."""
-    ran = {a for res in results for a in res[0]}
-    rows0 = [a for a in ARMS if a in ran]  # every arm some seed ran (a failed fit runs no fitted arm)
+    # every arm some seed ran (a failed fit runs no fitted arm there), in the arms' order
+    rows0 = list(dict.fromkeys(a for res in results for a in res[0]))
     table, data = [], {}
     for a in rows0:
         per = [res[0][a] for res in results if a in res[0]]
@@ -294,13 +360,24 @@ def aggregate(results, domains):
     return md, data, lines
 
 
+def options(p):
+    """bimix.py's own options, beside experiments/common.py's."""
+    p.add_argument("--fit_from", type=float, default=FIT_FROM,
+                   help=f"fit the law on the proxies' evaluations at s >= this fraction of the budget (default "
+                        f"{FIT_FROM}: the warmup and the first drop of the loss are no power law in s); 0 = every "
+                        f"evaluation after iter 0")
+    p.add_argument("--tilt", type=float, default=0.0,
+                   help="also train one tilted proxy per domain, which gives that domain this share and the others "
+                        "equal shares of the rest (arms tilt_<domain>), and fit the law on them too (default 0: off)")
+
+
 def main(argv=None):
-    args = common.parse(argv, "bimix", ARMS, __doc__, options=lambda p: p.add_argument(
-        "--fit_from", type=float, default=FIT_FROM,
-        help=f"fit the law on the proxies' evaluations at s >= this fraction of the budget (default {FIT_FROM}: the "
-             f"warmup and the first drop of the loss are no power law in s); 0 = every evaluation after iter 0"))
+    args = common.parse(argv, "bimix", ARMS, __doc__, options=options)
     if not 0 <= args.fit_from < 1:
         raise SystemExit(f"experiments/bimix.py: --fit_from={args.fit_from}: must be in [0, 1)")
+    if not 0 <= args.tilt < 1:
+        raise SystemExit(f"experiments/bimix.py: --tilt={args.tilt}: must be in (0, 1), the tilted domain's share "
+                         f"(0: no tilted proxies)")
     s = args.settings
     env = common.child_env(args.scale)
     steps = common.final_iter(s)
@@ -334,6 +411,8 @@ def main(argv=None):
             sections.append(fit_markdown(fr, steps))
         if hd is not None:
             sections.append(heldout_markdown(hd))
+        if same_share(rs):
+            sections.append(same_share_markdown(same_share(rs)))
         warns = list((fr or {}).get("warnings") or []) + list((hd or {}).get("warnings") or [])
         if warns:
             sections.append("Fit warnings:\n\n" + "\n".join(f"- {w}" for w in dict.fromkeys(warns)))
@@ -344,7 +423,8 @@ def main(argv=None):
     head = common.header(args, "BiMix: data mixtures at equal tokens")
     data = {"arms": rows, "fit": fitres, "heldout": held, "steps": steps, "claims": sentences, "plot": png,
             "plot_note": pnote,
-            "per_seed": {str(seed): {"arms": r[0], "claims": r[2], "fit": r[3], "heldout": r[4]}
+            "per_seed": {str(seed): {"arms": r[0], "claims": r[2], "fit": r[3], "heldout": r[4],
+                                     "same_share": same_share(r[0])}
                          for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
     paths = common.write_results(args.out, head, data, sections)
     print("\n".join(summary_lines))

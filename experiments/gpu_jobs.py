@@ -676,10 +676,7 @@ def done_arms(job, spec):
 
 def parse_experiment(mod, script, argv):
     """The experiment's own command line (experiments/common.py's parse), as its main() builds it."""
-    opts = None
-    if script == "bimix":  # bimix.py's one option of its own
-        opts = lambda p: p.add_argument("--fit_from", type=float, default=mod.FIT_FROM)  # noqa: E731
-    return common.parse(argv, script, mod.ARMS, mod.__doc__, options=opts)
+    return common.parse(argv, script, mod.ARMS, mod.__doc__, options=getattr(mod, "options", None))
 
 
 def run_step(job, mod, spec, out, arms, overrides, run_dir, costs, est, trains):

@@ -18,6 +18,7 @@ from experiments import common
 ARMS = {"gstack": "scratch,gstack,depth_zero",
         "inheritune": "reference,inherit,scratch_T,search",
         "bimix": "natural,uniform,ce,fitted"}
+EXTRA = {"bimix": ["--tilt", "0.7"]}  # a tilted proxy per domain as well
 
 
 def script(name, out, dataset, arms, extra=()):
@@ -37,7 +38,7 @@ def runs(tiny_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("experiments")
     procs = {}
     for name, arms in ARMS.items():
-        procs[name] = start(script(name, root / name, tiny_dataset, arms), root / f"{name}.log")
+        procs[name] = start(script(name, root / name, tiny_dataset, arms, EXTRA.get(name, ())), root / f"{name}.log")
     deadline = time.time() + 600
     for name, (p, log) in procs.items():
         rc = p.wait(timeout=max(1, deadline - time.time()))
@@ -154,7 +155,7 @@ def test_bimix_pipeline(runs, tiny_dataset):
     out = runs["bimix"]
     res = results(out)
     arms = res["arms"]
-    assert list(arms) == ["natural", "uniform", "ce", "fitted"]
+    assert list(arms) == ["natural", "uniform", "ce", "tilt_code", "tilt_prose", "fitted"]
     assert set(arms) <= md_rows(out)
     for arm, row in arms.items():
         ev = last_eval(out / arm)
@@ -166,11 +167,15 @@ def test_bimix_pipeline(runs, tiny_dataset):
         assert arms["natural"]["mixture"][dom] == pytest.approx(d["train_tokens"] / total)
         assert arms["uniform"]["mixture"][dom] == pytest.approx(0.5)
     assert arms["ce"]["mixture"] != arms["uniform"]["mixture"]
-    # the fit used the three proxy runs' evaluations at s >= 0.25 x 30 (iter 10..30: 5 per run and domain) and its
+    # --tilt 0.7 with two domains: 0.7 / 0.3 and 0.3 / 0.7
+    assert arms["tilt_code"]["mixture"] == pytest.approx({"code": 0.7, "prose": 0.3})
+    assert arms["tilt_prose"]["mixture"] == pytest.approx({"code": 0.3, "prose": 0.7})
+    # the fit used the five proxy runs' evaluations at s >= 0.25 x 30 (iter 10..30: 5 per run and domain) and its
     # optimum sums to 1
     fit = res["fit"]
     assert "error" not in fit, fit
-    assert fit["n_points"] == 3 * 5 * 2 and fit["steps"] == 30 and fit["fit_from"] == 0.25
+    assert [os.path.basename(r) for r in fit["runs"]] == list(arms)[:-1]
+    assert fit["n_points"] == 5 * 5 * 2 and fit["steps"] == 30 and fit["fit_from"] == 0.25
     assert sum(fit["mixture"].values()) == pytest.approx(1.0, abs=1e-5)
     assert all(0 < r < 1 for r in fit["mixture"].values())
     ran = json.loads((out / "fitted" / "config.json").read_text())["mixture"]
@@ -180,12 +185,12 @@ def test_bimix_pipeline(runs, tiny_dataset):
     # the extrapolation check: fitted without the last evaluation (iter 10..25), asked for each proxy's loss at 30
     held = res["heldout"]
     assert "error" not in held, held
-    assert held["n_points"] == 3 * 4 * 2 and len(held["points"]) == 3 * 2
+    assert held["n_points"] == 5 * 4 * 2 and len(held["points"]) == 5 * 2
     for p in held["points"]:
         ev = last_eval(out / p["run"])
         assert p["s"] == 30 and p["measured"] == ev["val_loss"][p["domain"]]
         assert p["rel_error"] == pytest.approx((p["predicted"] - p["measured"]) / p["measured"])
-    assert held["mre"] == pytest.approx(sum(abs(p["rel_error"]) for p in held["points"]) / 6)
+    assert held["mre"] == pytest.approx(sum(abs(p["rel_error"]) for p in held["points"]) / 10)
     assert "Extrapolation check (last evaluation held out)" in (out / "results.md").read_text()
 
 
@@ -398,3 +403,31 @@ def test_a_reused_arm_whose_model_changed_with_a_default_is_out_of_date(tmp_path
     assert common.changed_model(str(run), {"arch": "gpt2", "gelu_approximate": "none"}) is None
     (run / "config.json").write_text(json.dumps({"arch": "llama"}))
     assert common.changed_model(str(run), {"arch": "llama", "gelu_approximate": "none"}) is None
+
+
+def test_bimix_tilted_proxies_and_the_same_share_check():
+    """--tilt: one proxy per domain with that domain's share set; same_share groups the arms that gave a domain the
+    same share (within 0.01), whose losses on it the law says must agree."""
+    from experiments import bimix
+    tilted = bimix.tilted_mixtures(["code", "prose", "c"], 0.6)
+    assert list(tilted) == ["tilt_code", "tilt_prose", "tilt_c"]
+    assert tilted["tilt_prose"] == pytest.approx({"code": 0.2, "prose": 0.6, "c": 0.2})
+    assert all(sum(m.values()) == pytest.approx(1.0) for m in tilted.values())
+    rows = {"natural": {"mixture": {"x": 0.195, "y": 0.805}, "val_loss": {"x": 2.1, "y": 1.0}},
+            "tilt_y": {"mixture": {"x": 0.2, "y": 0.8}, "val_loss": {"x": 2.0, "y": 1.2}},
+            "uniform": {"mixture": {"x": 0.5, "y": 0.5}, "val_loss": {"x": 1.8, "y": 1.3}}}
+    groups = bimix.same_share(rows)
+    assert [(g["domain"], sorted(g["losses"])) for g in groups] == [("x", ["natural", "tilt_y"]),
+                                                                    ("y", ["natural", "tilt_y"])]
+    assert [round(g["spread"], 6) for g in groups] == [0.1, 0.2] and groups[0]["share"] == pytest.approx(0.1975)
+    assert bimix.same_share({a: rows[a] for a in ("natural", "uniform")}) == []
+
+
+def test_bimix_tilt_errors_name_the_fix(tiny_dataset, tmp_path):
+    from experiments import bimix
+    for argv, says in ((["--tilt", "1.5", "--dataset", tiny_dataset], "--tilt=1.5: must be in (0, 1)"),
+                       (["--tilt", "0.6", "--dataset", str(tmp_path / "nosuch")], "build it first")):
+        with pytest.raises(SystemExit) as e:
+            bimix.main(["--scale", "tiny", "--out", str(tmp_path / "out"), "--dry_run"] + argv)
+        assert says in str(e.value)
+    assert not (tmp_path / "out").exists()
