@@ -15,14 +15,17 @@ The config (config/bimix_<scale>.py) is the proxy model and its budget (s = its 
   uniform   1/n per domain
   ce        r_i = softmax(H_i), H = conditional entropy H(X_t+1 | X_t) of the domain's train tokens (mix.py)
   fitted    the BiMix law L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i), fitted on the evaluations
-            of the proxy runs (natural, uniform, ce; the tilt_<d> ones too) at s >= --fit_from x the budget (default 0.25: the warmup and the
-            first steep drop follow no power law in s; mix.observations_from_runs + fit_bimix), minimised over
-            the mixture at s = the budget's step count (mix.optimal_mixture); runs those three first. When the fit
-            fails (too few points, alpha <= 0, ...) the table says why and the arm is not run.
+            of the proxy runs (natural, uniform, ce, and the tilt_<d> ones) at s >= --fit_from x the budget
+            (default 0.25: the warmup and the first steep drop follow no power law in s;
+            mix.observations_from_runs + fit_bimix), minimised over the mixture at s = the budget's step count
+            (mix.optimal_mixture); runs the proxies first. When the fit fails (too few points, alpha <= 0, ...)
+            the table says why and the arm is not run.
   tilt_<d>  with --tilt R (e.g. 0.6): one more proxy per domain d, r_d = R and the other domains equal shares of
-            1 - R. Natural, uniform and CE can be too alike to measure how each domain's loss falls with its
-            share; the fit then uses these runs too. They also test the law's premise that L_i depends on r_i
-            alone: two mixtures that give domain i the same share should give it the same loss.
+            1 - R, run whatever --arms says (they are not arms of their own). Natural, uniform and CE can be too
+            alike to measure how each domain's loss falls with its share; the fit then uses these runs too. They
+            also test the law's premise that L_i depends on r_i alone: two mixtures that give domain i the same
+            share should give it the same loss. A fitted arm keeps the proxies it was fitted on: --tilt into an
+            --out whose fitted arm came without it (or the reverse) stops before training; use another --out.
 
 The extrapolation check (the paper's fit-quality test): the law is fitted a second time on the proxies'
 evaluations before the last one (--fit_from x the budget <= s < the budget) and asked for their losses at the last
@@ -75,6 +78,9 @@ def arm_mixtures(args):
     if len(meta["domains"]) < 2:
         raise SystemExit(f"experiments/bimix.py: --tilt needs at least two domains; the dataset has "
                          f"{list(meta['domains'])}")
+    if args.tilt <= 1 / len(meta["domains"]):
+        print(f"experiments/bimix.py: note: --tilt={args.tilt:g} is at most uniform's 1/{len(meta['domains'])}: each "
+              f"tilted proxy gives its domain less than the others, not more")
     tilted = {a: json.dumps(m) for a, m in tilted_mixtures(list(meta["domains"]), args.tilt).items()}
     return {**{a: m for a, m in arms.items() if a != "fitted"}, **tilted,
             **({"fitted": "fitted"} if "fitted" in arms else {})}
@@ -217,6 +223,19 @@ def heldout_markdown(h):
             + common.md_table(["run", "domain", "r", "s", "measured", "predicted", "error"], rows))
 
 
+def check_fitted_proxies(out, proxies):
+    """Stop before any training when <out>/fitted was fitted on other proxies than these (a run with --tilt into
+    the folder of one without, or the reverse): the fitted arm would be refused only after the proxies trained."""
+    fit_file, record = os.path.join(out, "fit.json"), os.path.join(out, "fitted", "arm.json")
+    if os.path.isfile(fit_file) and os.path.isfile(record):
+        with open(fit_file) as f:
+            then = [os.path.basename(r) for r in json.load(f).get("runs", [])]
+        if then != proxies:
+            raise SystemExit(f"experiments/bimix.py: {out}/fitted was fitted on the proxies {', '.join(then)}; this "
+                             f"command fits on {', '.join(proxies)} (--tilt adds or removes tilt_<domain>). Pass "
+                             f"another --out, or delete {out}/fitted and fit.json to fit again there")
+
+
 def run_seed(args, s, k, seed, env):
     """Train (or reuse) one seed's proxies, fit the law (all evaluations, and the held-out check), run the fitted
     mixture. Returns (that seed's folder, fit result or None, held-out result or None)."""
@@ -225,6 +244,8 @@ def run_seed(args, s, k, seed, env):
     base = [args.config] + args.overrides + common.seed_args(k, seed)
     fitres = held = None
     arms = arm_mixtures(args)
+    if "fitted" in arms:
+        check_fitted_proxies(out, [a for a in arms if a != "fitted"])
     for arm, mixture in arms.items():
         name = arm if k == 0 else f"{arm} seed {seed}"
         run_dir = os.path.join(out, arm)
@@ -274,7 +295,7 @@ def same_share(rows, tol=0.01):
     """The law's premise, checked where the arms allow it: L_i depends on domain i's share r_i alone (docs/papers.md
     sec. 3), so arms that give domain i the same share (within tol) should reach the same loss on it. Returns
     [{"domain", "share", "losses": {arm: val loss on the domain}, "spread": max - min}] for each such group of two
-    or more arms (with --tilt: e.g. every tilt_<other> gives d the same share)."""
+    or more arms (with --tilt and three or more domains, e.g. every tilt_<other domain> gives d the same share)."""
     out = []
     domains = list(next(iter(rows.values()))["val_loss"]) if rows else []
     for d in domains:
@@ -293,13 +314,14 @@ def same_share(rows, tol=0.01):
     return out
 
 
-def same_share_markdown(groups):
+def same_share_markdown(groups, tol=0.01):
     rows = [[g["domain"], f"{g['share']:.3f}", ", ".join(f"{a} {v:.4f}" for a, v in g["losses"].items()),
              f"{g['spread']:.4f}"] for g in groups]
     return ("## The law's premise: the same share, the same loss?\n\nL_i(r_i, s) lets a domain's loss depend on its "
-            "own share only. Arms that gave a domain the same share (within 0.01), and their val loss on it; a "
-            "spread well beyond the seeds' noise means the other domains' shares matter too (transfer between "
-            "domains), which the law cannot express.\n\n"
+            f"own share only. Arms of this seed that gave a domain the same share (within {tol:g}), and their val loss "
+            "on it. A spread that is larger than the same arms' differences between seeds (the table over seeds, "
+            "with --seeds 2 or more), and the same way round in every seed, means the other domains' shares matter "
+            "too (transfer between domains), which the law cannot express.\n\n"
             + common.md_table(["domain", "share", "arms: val loss on the domain", "spread"], rows))
 
 
@@ -376,7 +398,7 @@ def main(argv=None):
     if not 0 <= args.fit_from < 1:
         raise SystemExit(f"experiments/bimix.py: --fit_from={args.fit_from}: must be in [0, 1)")
     if not 0 <= args.tilt < 1:
-        raise SystemExit(f"experiments/bimix.py: --tilt={args.tilt}: must be in (0, 1), the tilted domain's share "
+        raise SystemExit(f"experiments/bimix.py: --tilt={args.tilt}: must be in [0, 1), the tilted domain's share "
                          f"(0: no tilted proxies)")
     s = args.settings
     env = common.child_env(args.scale)
@@ -411,8 +433,9 @@ def main(argv=None):
             sections.append(fit_markdown(fr, steps))
         if hd is not None:
             sections.append(heldout_markdown(hd))
-        if same_share(rs):
-            sections.append(same_share_markdown(same_share(rs)))
+        groups = same_share(rs)
+        if groups:
+            sections.append(same_share_markdown(groups))
         warns = list((fr or {}).get("warnings") or []) + list((hd or {}).get("warnings") or [])
         if warns:
             sections.append("Fit warnings:\n\n" + "\n".join(f"- {w}" for w in dict.fromkeys(warns)))

@@ -65,6 +65,7 @@ class Job:
         self.compile_s = 45.0  # one torch.compile of a 124M model, until this job measures its own
         self.rate, self.rate_measured = ASSUMED_RATE, False  # training FLOP/s for the estimates (experiment jobs)
         self.work = os.path.join(REPO, "out", "gpu_jobs")  # the experiment jobs' run folders
+        self.model = None  # what each result measured, recorded with it (the speed job: SPEED_MODEL)
 
     def data_dir(self):
         """The dataset for training steps: the one given, or the offline corpus built here on first use."""
@@ -97,6 +98,8 @@ class Job:
             traceback.print_exc()
             out = {"error": f"{type(e).__name__}: {e}"}
         out["wall_s"] = round(time.time() - t0, 1)
+        if self.model:
+            out["model"] = self.model
         out["ran"] = {"device": host_device(), "date": datetime.date.today().isoformat()}
         self.data["steps"][name] = out
         self.save()
@@ -193,6 +196,7 @@ def speed(job):
     import bench
     from model import device_peak_flops
     dry = job.dry
+    job.model = SPEED_MODEL
     shapes = (["--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32", "--batch_size=4", "--vocab_size=512",
                "--warmup=1", "--steps=2", "--rounds=2"] if dry else [])
     base = bench.settings([f"--device={job.device}"] + shapes)
@@ -261,7 +265,7 @@ def speed(job):
     job.step("growth", job.compile_s + 30, lambda: compare(
         {f"grown x{g} (direct)": {"n_layer": base["n_layer"] // g, "grow_at_tokens": 1, "grow_factor": g,
                                   "grow_op": "direct"}, "fresh": {}}))
-    job.step("switches", 2 * job.compile_s + 30, lambda: compare(
+    job.step("switches", 3 * job.compile_s + 30, lambda: compare(
         {"all on": {}, "no compile": {"compile": False}, "float32 (TF32)": {"dtype": "float32"},
          "for-each AdamW": {"fused": False}, "tanh GELU (GPT-2's own)": {"gelu_approximate": "tanh"}}))
     kernels = ["flash", "math"] if dry else ["flash", "cudnn", "efficient"]
@@ -284,10 +288,12 @@ def render_speed(job):
     if "env" in st:
         e = st["env"]
         lines.append(f"- device: {e['device']}; torch {e['torch']}, CUDA {e['cuda']}; date {e['ran']['date']}")
+    lines.append("- each heading names in brackets the model its table measured")
     lines += speed_sections({k: v for k, v in st.items() if "@" not in k}, "##")
-    earlier = {k.split("@")[0]: v for k, v in st.items() if "@" in k}
-    if earlier:  # measured again since, kept for the record under "<key>@<commit>" (see SPEED_SECTIONS)
-        lines += ["", "## Earlier measurements, of a model changed since"] + speed_sections(earlier, "###")
+    earlier = sorted({k.split("@")[1] for k in st if "@" in k})
+    for commit in earlier:  # steps measured again with a newer model, kept for the record (see SPEED_SECTIONS)
+        lines += ["", f"## Superseded: the model of commit {commit} (these steps run again with the current model)"]
+        lines += speed_sections({k.split("@")[0]: v for k, v in st.items() if k.endswith("@" + commit)}, "###")
     errors = {k: v["error"] for k, v in st.items() if "error" in v}
     if errors:
         lines += ["", "## Errors", ""] + [f"- {k}: {v}" for k, v in errors.items()]
@@ -329,9 +335,12 @@ def speed_sections(st, h):
     return lines
 
 
-# The timing steps' sections in results.md. When a model change makes a step's result stale, it is measured again
-# by renaming its key in results.json to "<key>@<commit it measured>" (a "model" entry names that model): the
-# runner then finds the step missing, and the old result moves to "Earlier measurements".
+# What the speed job's results measure, recorded with each. When a model change makes results stale, say so here,
+# and rename the keys of the steps to measure again in results.json to "<key>@<commit they measured>": the runner
+# then finds those steps missing, and the old results move to a "Superseded" section of results.md.
+SPEED_MODEL = "d919085: one q/k/v matmul, exact GELU"
+
+# The timing steps' sections in results.md.
 SPEED_SECTIONS = (("vs_nanogpt", "nanogrow against nanoGPT's model, same shapes, same process"),
                   ("vs_nanogpt_short", "The same, first lease (3 rounds of 10 steps)"),
                   ("switches", "What each switch is worth (one switch changed at a time)"),

@@ -425,9 +425,18 @@ def test_bimix_tilted_proxies_and_the_same_share_check():
 
 def test_bimix_tilt_errors_name_the_fix(tiny_dataset, tmp_path):
     from experiments import bimix
-    for argv, says in ((["--tilt", "1.5", "--dataset", tiny_dataset], "--tilt=1.5: must be in (0, 1)"),
+    for argv, says in ((["--tilt", "1.5", "--dataset", tiny_dataset], "--tilt=1.5: must be in [0, 1)"),
                        (["--tilt", "0.6", "--dataset", str(tmp_path / "nosuch")], "build it first")):
         with pytest.raises(SystemExit) as e:
             bimix.main(["--scale", "tiny", "--out", str(tmp_path / "out"), "--dry_run"] + argv)
         assert says in str(e.value)
     assert not (tmp_path / "out").exists()
+    # a folder whose fitted arm was fitted without tilted proxies: stopped before any proxy trains
+    out = tmp_path / "old"
+    (out / "fitted").mkdir(parents=True)
+    (out / "fitted" / "arm.json").write_text("{}")
+    (out / "fit.json").write_text(json.dumps({"runs": [str(out / a) for a in bimix.PROXIES]}))
+    with pytest.raises(SystemExit) as e:
+        bimix.main(["--scale", "tiny", "--out", str(out), "--tilt", "0.7", "--dataset", tiny_dataset])
+    assert "was fitted on the proxies natural, uniform, ce" in str(e.value) and "another --out" in str(e.value)
+    assert sorted(p.name for p in out.iterdir()) == ["fit.json", "fitted"]

@@ -51,8 +51,9 @@ def test_dry_run_measures_every_step_and_resumes(tmp_path, tiny_dataset):
     assert "switches (" in out and [k for k in third if k not in again] == ["switches"]
     assert "tanh GELU (GPT-2's own)" in third["switches"]["results"]
     md = (tmp_path / "speed" / "results.md").read_text()
-    current, earlier = md.split("## Earlier measurements")
-    assert "## What each switch is worth (one switch changed at a time)\n" in current
+    current, earlier = md.split("## Superseded: the model of commit abc1234")
+    import gpu_jobs
+    assert f"## What each switch is worth (one switch changed at a time) [model {gpu_jobs.SPEED_MODEL}]" in current
     assert "### What each switch is worth (one switch changed at a time) [model abc1234: an older model]" in earlier
 
 
