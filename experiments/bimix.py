@@ -420,6 +420,7 @@ def main(argv=None):
         sections += [f"## Mean over {len(ran)} seeds\n\n" + agg_md, common.seeds_note(args.seed_list)
                      + " The fitted arm's mixture is each seed's own fit.", note,
                      "\n".join(f"- {x}" for x in summary_lines)]
+    premise = [same_share(r[0]) for r in results]  # per seed: the groups of arms that gave a domain one share
     for k, (rs, table_md, sents, fr, hd) in enumerate(results):
         if many:
             sections.append(f"## Seed {args.seed_list[k]} (arms in {os.path.relpath(ran[k][0], args.out)}/)")
@@ -433,9 +434,8 @@ def main(argv=None):
             sections.append(fit_markdown(fr, steps))
         if hd is not None:
             sections.append(heldout_markdown(hd))
-        groups = same_share(rs)
-        if groups:
-            sections.append(same_share_markdown(groups))
+        if premise[k]:
+            sections.append(same_share_markdown(premise[k]))
         warns = list((fr or {}).get("warnings") or []) + list((hd or {}).get("warnings") or [])
         if warns:
             sections.append("Fit warnings:\n\n" + "\n".join(f"- {w}" for w in dict.fromkeys(warns)))
@@ -446,9 +446,8 @@ def main(argv=None):
     head = common.header(args, "BiMix: data mixtures at equal tokens")
     data = {"arms": rows, "fit": fitres, "heldout": held, "steps": steps, "claims": sentences, "plot": png,
             "plot_note": pnote,
-            "per_seed": {str(seed): {"arms": r[0], "claims": r[2], "fit": r[3], "heldout": r[4],
-                                     "same_share": same_share(r[0])}
-                         for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
+            "per_seed": {str(seed): {"arms": r[0], "claims": r[2], "fit": r[3], "heldout": r[4], "same_share": p}
+                         for seed, r, p in zip(args.seed_list, results, premise)}, "aggregate": agg}
     paths = common.write_results(args.out, head, data, sections)
     print("\n".join(summary_lines))
     print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({pnote})"))
