@@ -4,9 +4,10 @@ Settings for train.py, nanoGPT style: module-level defaults, then an optional co
     python train.py config/gstack_tiny.py --batch_size=32 --compile=False
 
 A config file is plain Python (its top-level names are settings) or JSON (a run's own out_dir/config.json, so a
-later run can repeat an earlier one). Every name must be a known setting and every value must have the
-default's type (None defaults take anything; an int is accepted where a float is expected), so a typo stops
-the run with the name and the list of valid settings instead of being silently ignored.
+later run can repeat an earlier one). Every name must be a known setting and every value must have the default's
+type (None defaults take anything; an int is accepted where a float is expected), so a typo stops the run with
+the name and the valid settings instead of being silently ignored. Then every value is range-checked
+(check_train_settings) before anything is built, and errors a user can fix print as one line (install_error_hook).
 """
 
 import ast
@@ -14,10 +15,42 @@ import difflib
 import errno
 import json
 import os
+import shutil
+import sys
 
 
 class ConfigError(ValueError):
     pass
+
+
+def parse_value(text):
+    """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, '[0,1]' -> [0, 1]; anything else stays a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def given_settings(defaults, argv):
+    """The settings that config files and --key=value arguments give, in order (later ones win): what a user asked
+    for, as opposed to a default (train.py refuses a given model setting that a resumed run cannot honour)."""
+    given = {}
+    for arg in argv:
+        if arg.startswith("--"):
+            key, sep, text = arg[2:].partition("=")
+            if not sep:
+                raise ConfigError(f"argument {arg!r}: expected --key=value")
+            given[key] = _check(key, parse_value(text), defaults, "the command line")
+        elif not os.path.isfile(arg):
+            raise ConfigError(f"config file {arg!r} does not exist (arguments are config files or --key=value)")
+        else:
+            given.update({k: _check(k, v, defaults, arg) for k, v in _read_config_file(arg).items()})
+    return given
+
+
+def apply_overrides(defaults, argv):
+    """A copy of `defaults` updated by config files and --key=value arguments, in order."""
+    return {**defaults, **given_settings(defaults, argv)}
 
 
 def _check(key, value, defaults, source):
@@ -36,38 +69,6 @@ def _check(key, value, defaults, source):
         raise ConfigError(f"setting {key!r} in {source} must be {type(want).__name__} like its default "
                           f"{want!r}, got {type(value).__name__} {value!r}")
     return value
-
-
-def parse_value(text):
-    """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, '[0,1]' -> [0, 1]; anything else stays a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def apply_overrides(defaults, argv):
-    """Return a copy of `defaults` updated by config files and --key=value arguments, in order."""
-    return {**defaults, **given_settings(defaults, argv)}
-
-
-def given_settings(defaults, argv):
-    """The settings that config files and --key=value arguments give, in order (later ones win): what a user
-    asked for, as opposed to a default (train.py refuses a given model setting that a resumed run cannot honour)."""
-    given = {}
-    for arg in argv:
-        if arg.startswith("--"):
-            key, sep, text = arg[2:].partition("=")
-            if not sep:
-                raise ConfigError(f"argument {arg!r}: expected --key=value")
-            given[key] = _check(key, parse_value(text), defaults, "the command line")
-            continue
-        if not os.path.isfile(arg):
-            raise ConfigError(f"config file {arg!r} does not exist (arguments are config files or --key=value)")
-        values = _read_config_file(arg)
-        for key, value in values.items():
-            given[key] = _check(key, value, defaults, arg)
-    return given
 
 
 def _read_config_file(path):
@@ -96,30 +97,8 @@ def _read_config_file(path):
             and type(v).__name__ != "module"}
 
 
-def settings_help(path):
-    """The settings block of a nanoGPT-style script as it is written: every setting with its default and its
-    comment, under the section comments (what `--help` prints)."""
-    with open(path) as f:
-        lines = f.read().splitlines()
-    block = _settings_block(ast.parse("\n".join(lines), path))
-    first, last = block[0].lineno - 1, block[-1].end_lineno
-    while first > 0 and lines[first - 1].startswith("# ") and not lines[first - 1].startswith("# ---"):
-        first -= 1  # the section comment above the first setting
-    while last < len(lines) and lines[last].lstrip().startswith("#") and not lines[last].startswith("# ---"):
-        last += 1  # a comment continued on the lines after the last setting
-    return "\n".join(lines[first:last])
-
-
-def defaults_from_script(path):
-    """The settings of a nanoGPT-style script: its top-level `name = literal` assignments, read without running
-    it (bench.py and the tests take train.py's settings this way, so every config file works for them too)."""
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in _settings_block(tree)}
-
-
 def _settings_block(tree):
-    """The statements of the settings block: the first run of top-level `name = literal` assignments."""
+    """The statements of a script's settings block: its first run of top-level `name = literal` assignments."""
     block = []
     for node in tree.body:
         try:
@@ -131,6 +110,28 @@ def _settings_block(tree):
             if block:
                 break  # e.g. setting_names = [...]: the block has ended
     return block
+
+
+def defaults_from_script(path):
+    """The settings of a nanoGPT-style script, read without running it (bench.py and the experiment scripts take
+    train.py's settings this way, so every config file works for them too)."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in _settings_block(tree)}
+
+
+def settings_help(path):
+    """The settings block of a script as written, every setting with its default and comment under the section
+    comments: what `--help` prints."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    block = _settings_block(ast.parse("\n".join(lines), path))
+    first, last = block[0].lineno - 1, block[-1].end_lineno
+    while first > 0 and lines[first - 1].startswith("# ") and not lines[first - 1].startswith("# ---"):
+        first -= 1  # the section comment above the first setting
+    while last < len(lines) and lines[last].lstrip().startswith("#") and not lines[last].startswith("# ---"):
+        last += 1  # a comment continued on the lines after the last setting
+    return "\n".join(lines[first:last])
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -146,17 +147,24 @@ CHOICES = {"grow_dim": ("depth", "width"), "grow_op": ("direct", "zero", "random
 NONE_DEFAULT_TYPES = {"n_kv_head": int, "intermediate_size": int, "tie_embeddings": bool, "vocab_size": int,
                       "lr_decay_iters": int, "grow_layer_map": list, "inherit_layers": list, "compile": bool,
                       "grow_opts": dict, "inherit_fresh_init": str}
-AT_LEAST_1 = ("batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "log_interval",
-              "eval_iters", "keep_checkpoints", "n_layer", "n_head", "n_embd", "grow_learn_steps")
-AT_LEAST_0 = ("max_iters", "max_tokens", "total_batch_tokens", "warmup_iters", "learning_rate", "weight_decay",
-              "grad_clip", "grow_at_tokens", "grow_ramp_steps", "grow_learning_rate", "grow_n_embd")
-NONE_OR_AT_LEAST_1 = ("n_kv_head", "intermediate_size", "vocab_size", "lr_decay_iters")
-FRACTIONS = {"beta1": "[0, 1)", "beta2": "[0, 1)", "dropout": "[0, 1)", "grow_noise": "[0, 1]"}
+RANGES = {**{k: ("an integer >= 1", lambda v: v >= 1) for k in (
+              "batch_size", "block_size", "gradient_accumulation_steps", "eval_interval", "log_interval",
+              "eval_iters", "keep_checkpoints", "n_layer", "n_head", "n_embd", "grow_learn_steps")},
+          **{k: (">= 0", lambda v: v >= 0) for k in (
+              "max_iters", "max_tokens", "total_batch_tokens", "warmup_iters", "learning_rate", "weight_decay",
+              "grad_clip", "grow_at_tokens", "grow_ramp_steps", "grow_learning_rate", "grow_n_embd")},
+          **{k: ("None or an integer >= 1", lambda v: v is None or v >= 1) for k in (
+              "n_kv_head", "intermediate_size", "vocab_size", "lr_decay_iters")},
+          **{k: ("in [0, 1)", lambda v: 0 <= v < 1) for k in ("beta1", "beta2", "dropout")},
+          "grow_noise": ("in [0, 1]", lambda v: 0 <= v <= 1)}
+# the settings that describe the model; a model that comes from a checkpoint or a Hugging Face folder has its own
+MODEL_SETTINGS = ("arch", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "dropout", "bias",
+                  "tie_embeddings", "scale_attn_by_inverse_layer_idx", "gelu_approximate", "vocab_size")
 
 
 def check_train_settings(s):
-    """Refuse a train.py setting outside its range, naming it and the range; returns the settings with integral
-    floats of int settings made ints (2e4 written for 20000)."""
+    """Refuse a train.py setting outside its range or a combination that cannot run, naming it and what it may be;
+    returns the settings with integral floats of int settings made ints (2e4 written for 20000)."""
     s = dict(s)
     for name, allowed in CHOICES.items():
         if s[name] not in allowed:
@@ -166,42 +174,37 @@ def check_train_settings(s):
             s[name] = int(s[name])
         if s[name] is not None and not isinstance(s[name], kind):
             raise ConfigError(f"{name}={s[name]!r}: must be of type {kind.__name__}, or None")
-    for name in AT_LEAST_1:
-        _require(s, name, s[name] >= 1, "an integer >= 1")
-    for name in AT_LEAST_0:
-        _require(s, name, s[name] >= 0, ">= 0")
-    for name in NONE_OR_AT_LEAST_1:
-        _require(s, name, s[name] is None or s[name] >= 1, "None or an integer >= 1")
-    for name, interval in FRACTIONS.items():
-        upper_ok = s[name] <= 1 if interval.endswith("]") else s[name] < 1
-        _require(s, name, 0 <= s[name] and upper_ok, f"in {interval}")
-    _check_learning_rates(s)
-    if s["grow_op"] == "learn":
-        _require(s, "grow_learn_lr", s["grow_learn_lr"] > 0, "> 0 (grow_op='learn' trains its growth maps)")
+    for name, (allowed, ok) in RANGES.items():
+        if not ok(s[name]):
+            raise ConfigError(f"{name}={s[name]!r}: must be {allowed}")
+    lr, min_lr, grow_lr = s["learning_rate"], s["min_lr"], s["grow_learning_rate"]
+    if s["decay_lr"] and min_lr < 0:  # the cosine decays from the peak (learning_rate, grow_learning_rate) to min_lr
+        raise ConfigError(f"min_lr={min_lr!r}: must be >= 0 and <= learning_rate={lr!r}")
+    if s["decay_lr"] and min_lr > lr:
+        raise ConfigError(f"min_lr={min_lr!r}: must be <= learning_rate={lr!r} (the cosine decays from learning_rate "
+                          f"down to min_lr); lower min_lr or raise learning_rate")
+    if s["decay_lr"] and grow_lr and min_lr > grow_lr:
+        raise ConfigError(f"min_lr={min_lr!r}: must be <= grow_learning_rate={grow_lr!r} (the grown model's peak)")
+    if s["grow_op"] == "learn" and not s["grow_learn_lr"] > 0:
+        raise ConfigError(f"grow_learn_lr={s['grow_learn_lr']!r}: must be > 0 (grow_op='learn' trains its growth maps)")
+    if s["fsdp"] and int(os.environ.get("RANK", -1)) == -1:
+        raise ConfigError("fsdp=True shards over processes: launch with torchrun --nproc_per_node=N")
+    if s["fsdp"] and s["dtype"] == "float16":  # GradScaler would see only each rank's gradient shard
+        raise ConfigError("fsdp=True with dtype='float16' is not supported: use bfloat16 (or float32)")
+    if s["fsdp"] and s["grow_dim"] == "width" and s["grow_op"] == "random" and (s["grow_at_tokens"]
+                                                                                  or s["init_from"] == "grow"):
+        raise ConfigError("widthwise G_random masks new outputs with forward hooks and buffers, untested under "
+                          "FSDP: grow with another op, or without fsdp")
+    if s["init_from"] in ("grow", "inherit") and not s[f"{s['init_from']}_from"]:
+        raise ConfigError(f"init_from={s['init_from']!r} needs {s['init_from']}_from: the checkpoint or run folder "
+                          f"to start from")
+    if s["init_from"] == "scratch":  # a shape that cannot be built (n_embd not divisible by n_head, ...) is named now
+        from model import GPTConfig
+        try:
+            GPTConfig(**model_args(s))
+        except ValueError as e:
+            raise ConfigError(f"model settings: {str(e).removeprefix('GPTConfig: ').removeprefix('GPTConfig.')}") from None
     return s
-
-
-def _require(s, name, ok, allowed):
-    if not ok:
-        raise ConfigError(f"{name}={s[name]!r}: must be {allowed}")
-
-
-def _check_learning_rates(s):
-    """The schedule decays from the peak (learning_rate, or grow_learning_rate after a growth) to min_lr: a
-    min_lr above a peak would make the "decay" a climb, a negative one a climb of the loss."""
-    if not s["decay_lr"]:
-        return
-    _require(s, "min_lr", s["min_lr"] >= 0, f">= 0 and <= learning_rate={s['learning_rate']!r}")
-    _require(s, "min_lr", s["min_lr"] <= s["learning_rate"], f"<= learning_rate={s['learning_rate']!r} (the cosine "
-             f"decays from learning_rate down to min_lr); lower min_lr or raise learning_rate")
-    if s["grow_learning_rate"]:
-        _require(s, "min_lr", s["min_lr"] <= s["grow_learning_rate"],
-                 f"<= grow_learning_rate={s['grow_learning_rate']!r} (the grown model's peak)")
-
-
-# the settings that describe the model; a model that comes from a checkpoint or a Hugging Face folder has its own
-MODEL_SETTINGS = ("arch", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size", "dropout", "bias",
-                  "tie_embeddings", "scale_attn_by_inverse_layer_idx", "gelu_approximate", "vocab_size")
 
 
 def model_args(s):
@@ -210,12 +213,11 @@ def model_args(s):
 
 
 def model_settings(init_from, built, recorded, given, typed, out_dir, log=print):
-    """The model settings that config.json records: those of the model actually trained (`built`, from
-    config_dict). resume keeps the run's model: for a run trained from scratch, a model setting typed on the command
-    line (`typed`) that differs from the run's (`recorded`, its config.json) is refused by name, and one from a
-    config file (the run's first command given again, as the experiment scripts do) is ignored, in one line.
-    grow, inherit and a Hugging Face folder bring their own model: a model setting given for them (`given`), or
-    for resuming such a run, is ignored (said in one line). None means "the default" and differs from nothing."""
+    """The model settings config.json records: those of the model actually trained (`built`). resume keeps the
+    run's model: a model setting typed on the command line (`typed`) that differs from the run's (`recorded`) is
+    refused by name for a run trained from scratch, and one from a config file (the run's first command given
+    again, as the experiment scripts do) is ignored, in one line. grow, inherit and a Hugging Face folder bring
+    their own model: a model setting given for them is ignored, said in one line. None differs from nothing."""
     built = {k: v for k, v in built.items() if k in MODEL_SETTINGS}
     if init_from == "scratch":
         return {}
@@ -237,8 +239,8 @@ def model_settings(init_from, built, recorded, given, typed, out_dir, log=print)
 
 
 def check_device(device):
-    """Refuse a device this machine does not have, in one line (torch's own error is a 17-line traceback from
-    the first tensor moved there). 'auto' and 'cpu' always work."""
+    """Refuse a device this machine does not have, in one line (torch's own error is a 17-line traceback from the
+    first tensor moved there). 'auto' and 'cpu' always work."""
     import torch
     if device in ("auto", "cpu"):
         return
@@ -246,15 +248,14 @@ def check_device(device):
         kind = torch.device(device)
     except (RuntimeError, ValueError):
         raise ConfigError(f"device={device!r} is not a device: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
-    if kind.type == "cuda":
-        if not torch.cuda.is_available():
-            build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA GPU visible"
-            raise ConfigError(f"device={device!r}, but this machine has {build} (torch {torch.__version__}); "
-                              f"use --device=cpu (or 'auto')")
-        if kind.index is not None and kind.index >= torch.cuda.device_count():
-            raise ConfigError(f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), "
-                              f"numbered from 0")
-    elif kind.type == "mps" and not torch.backends.mps.is_available():
+    if kind.type == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA GPU visible"
+        raise ConfigError(f"device={device!r}, but this machine has {build} (torch {torch.__version__}); "
+                          f"use --device=cpu (or 'auto')")
+    if kind.type == "cuda" and kind.index is not None and kind.index >= torch.cuda.device_count():
+        raise ConfigError(f"device={device!r}, but this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                          f"numbered from 0")
+    if kind.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device={device!r}, but Apple's MPS is not available here; use --device=cpu (or 'auto')")
 
 
@@ -266,38 +267,30 @@ DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk 
 
 
 def user_error_message(err, kinds, folder=None, then="continue with --init_from=resume"):
-    """The message to print for an error a user can fix (one of `kinds`: a bad setting, dataset or checkpoint; or
-    a disk that is full, read-only or not ours), or None for anything else, which is a bug and keeps its
-    traceback. A disk error names the file (or `folder`) and, when the disk is full, the space left there."""
+    """The message for an error a user can fix (one of `kinds`: a bad setting, dataset or checkpoint; or a disk that
+    is full, read-only or not ours), or None for anything else, which is a bug and keeps its traceback. A disk error
+    names the file (or `folder`) and, when the disk is full, the space left there."""
     if isinstance(err, kinds):
         return str(err)
-    if isinstance(err, OSError) and err.errno in DISK_ERRORS:
-        where = err.filename or folder or "."
-        msg = f"{DISK_ERRORS[err.errno]} writing {where}"
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            msg += f" ({_free_space(where)} free there): free some space, then {then}"
-        return msg
-    return None
-
-
-def _free_space(path):
-    import shutil
-    folder = os.path.abspath(path)
-    while folder and not os.path.isdir(folder):
-        folder = os.path.dirname(folder)
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return "unknown"
-    return f"{free / 2**20:,.1f} MiB"
+    if not (isinstance(err, OSError) and err.errno in DISK_ERRORS):
+        return None
+    where = err.filename or folder or "."
+    msg = f"{DISK_ERRORS[err.errno]} writing {where}"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        existing = os.path.abspath(where)
+        while existing and not os.path.isdir(existing):
+            existing = os.path.dirname(existing)
+        try:
+            free = f"{shutil.disk_usage(existing).free / 2**20:,.1f} MiB"
+        except OSError:
+            free = "unknown"
+        msg += f" ({free} free there): free some space, then {then}"
+    return msg
 
 
 def install_error_hook(script, kinds, folder=lambda: None, then="run it again"):
-    """Make uncaught user errors (see user_error_message) print as `script: message`, without a traceback.
-    folder() names where the script writes, for disk errors that carry no file name; `then` is what to do once
-    there is space again."""
-    import sys
-
+    """Make uncaught user errors (user_error_message) print as `script: message`, without a traceback. folder()
+    names where the script writes, for disk errors that carry no file name; `then` is what to do once there is space."""
     def hook(kind, err, tb, default=sys.excepthook):
         msg = user_error_message(err, kinds, folder(), then)
         if msg is None:

@@ -1,42 +1,18 @@
 """
-nanogrow evaluation: validation loss per domain, zero-shot tasks, run comparison (speedup) and sampling.
+Evaluation: validation loss per domain, zero-shot tasks, run comparison (speedup at equal loss) and sampling.
 
-    python eval.py loss out/run1 out/run2/ckpt_0002000.pt --dataset data/pycorpus [--tokens 1e6]
+    python eval.py loss out/run1 out/run2/ckpt_0002000.pt [--dataset pycorpus] [--tokens 1e6]
     python eval.py tasks out/run1 --tasks hellaswag,piqa --task_dir data/tasks [--limit 500]
-    python eval.py harness out/run1 --tasks hellaswag,arc_easy --task_dir data/tasks   # lm-evaluation-harness itself
-    python eval.py export out/run1 out/run1_hf                       # a Hugging Face folder: model and tokenizer
+    python eval.py harness out/run1 --tasks hellaswag,arc_easy   # the same tasks through lm-evaluation-harness
+    python eval.py export out/run1 out/run1_hf                    # a Hugging Face folder: model and tokenizer
     python eval.py compare out/scratch out/gstack [--target 3.1] [--plot compare.png]
     python eval.py sample out/run1 --prompt "def main(" --num_samples 2 --max_new_tokens 200
-    python eval.py download --task_dir data/tasks                    # needs `pip install datasets` and a network
+    python eval.py download --task_dir data/tasks                 # needs `pip install datasets` and a network
 
-loss: mean cross-entropy (nats) on fixed validation batches of each domain (data.loader.Batcher.get_domain, the
-  batches train.py evaluates on), perplexity exp(loss), and bits per byte = loss / ln 2 * val_tokens / val_bytes,
-  which does not depend on the tokenizer and so compares a byte model with a BPE model.
-tasks: zero-shot multiple choice scored as lm-evaluation-harness does (see TASKS below for the JSONL files and
-  fields expected in --task_dir). Each choice is a (context, continuation) pair scored by the summed log-probability
-  of the continuation's tokens: acc = argmax of the sums, acc_norm = argmax of the sums divided by each choice's
-  length in characters. LAMBADA: accuracy of greedily decoding every token of the last word, and the perplexity
-  of the last word, exp(-mean log p(word)).
-  Task files in --task_dir (default data/tasks), JSONL in the Hugging Face datasets' own row format:
-    hellaswag.jsonl      Rowan/hellaswag validation: activity_label, ctx_a, ctx_b (or ctx), endings, label
-    piqa.jsonl           piqa validation: goal, sol1, sol2, label
-    arc_easy.jsonl       allenai/ai2_arc ARC-Easy test: question, choices {text, label}, answerKey
-    arc_challenge.jsonl  allenai/ai2_arc ARC-Challenge test: same fields
-    sciq.jsonl           allenai/sciq test: question, support, correct_answer, distractor1..3
-    winogrande.jsonl     allenai/winogrande winogrande_xl validation: sentence (one '_'), option1, option2, answer
-    lambada.jsonl        EleutherAI/lambada_openai test: text
-harness: the same tasks through lm-evaluation-harness itself (pip install 'lm_eval[hf]'; checked with lm-eval 0.4.13
-  and transformers 5.24), offline: the checkpoint is exported with its tokenizer to a temporary folder, and the
-  harness's own task definitions read the JSONL files of --task_dir instead of the hub's datasets (HF_HUB_OFFLINE=1,
-  HF_DATASETS_OFFLINE=1). Its acc and acc_norm are those of `tasks` (tests/test_hf.py).
-export: a checkpoint as a Hugging Face folder: config.json, model.safetensors and the tokenizer the model was trained
-  with (its dataset's meta.json, or --tokenizer): GPT-2 BPE as vocab.json, merges.txt and tokenizer.json built
-  offline from the ranks file; the byte tokenizer as a byte-level BPE without merges (byte b = id b, id 0 =
-  <|endoftext|>). AutoModelForCausalLM.from_pretrained(folder) and AutoTokenizer.from_pretrained(folder) load it.
-compare: speedup at equal loss as the Gstack paper defines it, sp = FLOPs_baseline / FLOPs_run - 1, with the
-  FLOPs each run needs to reach a target validation loss interpolated between evaluation points.
-
-Nothing runs at import time; train.py validates with data.loader.domain_losses, not with this file.
+loss: mean cross-entropy (nats) on the fixed val batches train.py evaluates on, perplexity, and bits per byte
+  (loss / ln 2 * tokens / bytes: independent of the tokenizer, so a byte model compares with a BPE model).
+tasks: zero-shot multiple choice as lm-evaluation-harness scores it (tasks.py); harness: the harness itself.
+compare: Gstack's speedup at equal loss, sp = C_baseline / C_run - 1, in exact FLOPs and in the paper's tokens.
 """
 
 import argparse
@@ -44,116 +20,62 @@ import contextlib
 import json
 import math
 import os
-import re
 import sys
 import tempfile
-from collections import namedtuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import grow
 from configurator import ConfigError, check_device, user_error_message
-from data.loader import Batcher, DataError, check_tokenizer, domain_loss, load_meta
+from data.loader import Batcher, DataError, check_tokenizer, dataset_dir, domain_loss, load_meta
 from data.prepare import get_tokenizer
-from model import to_hf
-from runs import CheckpointError, find_checkpoint, model_from_checkpoint, read_metrics
+from hf import run_lm_eval, to_hf
+from runs import CheckpointError, find_checkpoint, read_evals
+from tasks import TASKS, EvalError, check_vocab, download_tasks, evaluate_tasks, load_task
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
-GPT2_VOCAB = 50257
 
-
-class EvalError(ValueError):
-    pass
-
-
-# -------------------------------------------------------------------------------------------------------------
-# Models, devices, tokenizers
 
 def default_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def default_dtype(device):
-    if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported():
-        return "bfloat16"
-    return "float32"
-
-
-def autocast(device, dtype):
-    """bf16/fp16 autocast on a GPU (matmuls in half precision, softmax and losses in fp32); a no-op otherwise."""
-    if torch.device(device).type != "cuda" or dtype == "float32":
+def autocast(device, dtype=None):
+    """bf16 (or `dtype`) autocast on a GPU: matmuls in half precision, softmax and losses in fp32; else a no-op."""
+    if torch.device(device).type != "cuda":
         return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype={"bfloat16": torch.bfloat16, "float16": torch.float16}[dtype])
-
-
-def model_device(model):
-    t = next(model.parameters(), None)
-    if t is None:
-        t = next(model.buffers(), None)
-    return t.device if t is not None else torch.device("cpu")
+    dtype = dtype or ("bfloat16" if torch.cuda.is_bf16_supported() else "float32")
+    return contextlib.nullcontext() if dtype == "float32" else torch.autocast("cuda", dtype=getattr(torch, dtype))
 
 
 def load_model(path, device="cpu", log=print):
     """A checkpoint file or run folder (its newest good checkpoint) -> (model in eval mode, ckpt, file used)."""
     ckpt, used = find_checkpoint(path, log=log)
-    model, _ = model_from_checkpoint(ckpt, device)
-    model.eval()
-    return model, ckpt, used
+    return grow.load_model(ckpt, device).eval(), ckpt, used
 
 
-def check_vocab(model_vocab, tok_vocab, what):
-    """A model with fewer embedding rows than the tokenizer has ids was trained with another tokenizer: its scores
-    would be meaningless (or its embedding would index out of range). A larger, padded vocab is fine."""
-    if model_vocab < tok_vocab:
-        raise EvalError(f"{what} has {tok_vocab} token ids but the model's vocab_size is {model_vocab}: the "
-                        f"checkpoint was trained with another tokenizer; evaluate it with its own tokenizer "
-                        f"(--tokenizer byte|gpt2) or dataset")
-
-
-def _dataset_dir(name):
-    for d in (name, os.path.join(REPO_DIR, "data", name)):
-        if name and os.path.isfile(os.path.join(d, "meta.json")):
-            return d
-    return None
-
-
-def _tokenizer(name):
-    try:
-        return get_tokenizer(name)
-    except (RuntimeError, ImportError) as e:  # GPT-2 BPE: no tiktoken, or no ranks file offline
-        raise EvalError(f"tokenizer {name!r}: {e}") from e
-
-
-def tokenizer_for(ckpt, name=None, log=print):
-    """The tokenizer to evaluate a checkpoint with: the one it records (a different `name` is refused: the model's
-    ids would be read as another tokenizer's); else `name` when given; else the one its training dataset was made
-    with (ckpt["config"]["dataset"] -> meta.json); else a guess from the vocab size (>= 50257: GPT-2 BPE)."""
+def tokenizer_for(ckpt, name=None):
+    """The tokenizer a checkpoint was trained with, which it records (`name`, when given, must agree); `name`
+    for a checkpoint that records none."""
     recorded = (ckpt.get("tokenizer") or {}).get("kind")
-    if recorded:
-        if name and name != recorded:
-            raise EvalError(f"--tokenizer {name}: the checkpoint was trained with the {recorded!r} tokenizer (it "
-                            f"records it); leave --tokenizer out, or pass --tokenizer {recorded}")
-        return _tokenizer(recorded)
-    if name:
-        return _tokenizer(name)
-    ds = _dataset_dir(str((ckpt.get("config") or {}).get("dataset") or ""))
-    if ds is not None:
-        return _tokenizer(load_meta(ds).get("tokenizer", "gpt2"))
-    guess = "gpt2" if ckpt["model_args"]["vocab_size"] >= GPT2_VOCAB else "byte"
-    log(f"note: the checkpoint does not name a dataset found here; assuming the {guess!r} tokenizer from its "
-        f"vocab_size ({ckpt['model_args']['vocab_size']}); pass --tokenizer to choose")
-    return _tokenizer(guess)
+    if recorded and name and name != recorded:
+        raise EvalError(f"--tokenizer {name}: the checkpoint was trained with the {recorded!r} tokenizer (it "
+                        f"records it); leave --tokenizer out, or pass --tokenizer {recorded}")
+    if not (recorded or name):
+        raise EvalError("the checkpoint does not record its tokenizer: pass --tokenizer gpt2 or --tokenizer byte")
+    try:
+        return get_tokenizer(recorded or name)
+    except (RuntimeError, ImportError) as e:  # GPT-2 BPE: no tiktoken, or no ranks file offline
+        raise EvalError(f"tokenizer {recorded or name!r}: {e}") from e
 
 
 # -------------------------------------------------------------------------------------------------------------
 # Validation loss, perplexity and bits per byte per domain
 
 def eval_iters(tokens, batch_size, block_size, val_tokens=None):
-    """Number of (batch_size, block_size) batches for a domain: as many as cover a budget of `tokens` predicted
-    tokens, but never more than the domain's val split holds (one pass: more batches would only re-read it);
-    tokens=None: that one pass."""
+    """Batches of (batch_size, block_size) for a domain: enough for `tokens` predicted tokens, never more than one
+    pass over the domain's val split (more would only re-read it); tokens=None: that one pass."""
     one_pass = max(1, val_tokens // (batch_size * block_size)) if val_tokens else None
     if tokens is None:
         return one_pass
@@ -162,24 +84,22 @@ def eval_iters(tokens, batch_size, block_size, val_tokens=None):
 
 
 def bits_per_byte(loss, tokens, nbytes):
-    """loss in nats per token -> bits per byte of text: / ln 2 for bits, * tokens / bytes for per byte.
-    None when the dataset does not record its byte count. `tokens` includes the EOT after each document, which
-    has no bytes of text: its loss is charged to the document's bytes (0.01-0.2% of the tokens of pycorpus)."""
+    """loss in nats per token -> bits per byte of text (None without the byte count). The EOT after each document
+    has no bytes: its loss is charged to the document's bytes (0.01-0.2% of the tokens of pycorpus)."""
     if not tokens or not nbytes:
         return None
     return loss / math.log(2) * tokens / nbytes
 
 
 def eval_loss(model, dataset_dir, tokens=None, batch_size=8, block_size=None, ctx=None, progress=False):
-    """{domain: {"loss", "ppl", "bpb", "tokens"}} on the val split, over eval_iters(tokens, ...) fixed batches
-    per domain (the same batches for every run and checkpoint, so numbers compare): by default one pass over
-    each domain's val split, `tokens` per domain when fewer. progress=True shows a bar over all batches."""
+    """{domain: {"loss", "ppl", "bpb", "tokens"}} on the val split, over eval_iters(tokens, ...) fixed batches per
+    domain (the same for every run and checkpoint, so numbers compare)."""
     from tqdm import tqdm
     meta = load_meta(dataset_dir)
     V = model.config.vocab_size
     check_vocab(V, meta["vocab_size"], f"dataset {dataset_dir} (tokenizer {meta.get('tokenizer')!r})")
     block_size = min(block_size or model.config.block_size, model.config.block_size)
-    batcher = Batcher(dataset_dir, block_size, batch_size, device=model_device(model), model_vocab_size=V)
+    batcher = Batcher(dataset_dir, block_size, batch_size, device=next(model.parameters()).device, model_vocab_size=V)
     iters = {dom: eval_iters(tokens, batch_size, block_size, len(batcher.data[dom, "val"])) for dom in batcher.domains}
     out = {}
     with tqdm(total=sum(iters.values()), unit="batch", desc="val loss", disable=None if progress else True) as bar:
@@ -192,275 +112,16 @@ def eval_loss(model, dataset_dir, tokens=None, batch_size=8, block_size=None, ct
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Zero-shot tasks, in lm-evaluation-harness's definitions. A task file is JSONL, one example per line, in the
-# Hugging Face dataset's own format (what `download_tasks` writes). Each example becomes a dict
-#   {"pairs": [(context, continuation), ...], "gold": index of the right pair, "lens": [len(choice), ...] or None}
-# where continuation = " " + choice (the harness's target delimiter) and lens, in characters, is acc_norm's
-# divisor (None: no acc_norm, e.g. Winogrande whose choices sit in the context).
+# Hugging Face export and lm-evaluation-harness
 
-def _mc(context, choices, gold):
-    return {"pairs": [(context, " " + c) for c in choices], "gold": int(gold), "lens": [len(c) for c in choices]}
-
-
-def hellaswag_preprocess(text):
-    # HellaSwag's WikiHow half carries "[title]", "[header]", "[step]", ... markers; the harness drops them
-    text = text.strip().replace(" [title]", ". ")
-    text = re.sub(r"\[.*?\]", "", text)
-    return text.replace("  ", " ")
-
-
-def hellaswag_doc(d):
-    # Rowan/hellaswag rows carry ctx_a and ctx_b (ctx = ctx_a + " " + ctx_b); the harness capitalises ctx_b
-    ctx = d["ctx_a"] + " " + d["ctx_b"].capitalize() if "ctx_a" in d else d["ctx"]
-    query = d["activity_label"] + ": " + ctx if d.get("activity_label") else ctx
-    return _mc(hellaswag_preprocess(query), [hellaswag_preprocess(e) for e in d["endings"]], d["label"])
-
-
-def piqa_doc(d):
-    return _mc(f"Question: {d['goal']}\nAnswer:", [d["sol1"], d["sol2"]], d["label"])
-
-
-def arc_doc(d):
-    q = d["question"]
-    if isinstance(q, dict):  # the original AI2 release nests the choices in the question
-        texts, labels, q = [c["text"] for c in q["choices"]], [c["label"] for c in q["choices"]], q["stem"]
-    else:
-        texts, labels = d["choices"]["text"], d["choices"]["label"]
-    if d["answerKey"] not in labels:
-        raise ValueError(f"answerKey {d['answerKey']!r} is not among the choice labels {labels}")
-    return _mc(f"Question: {q}\nAnswer:", texts, labels.index(d["answerKey"]))
-
-
-def sciq_doc(d):
-    choices = [d["distractor1"], d["distractor2"], d["distractor3"], d["correct_answer"]]
-    return _mc(f"{d['support'].lstrip()}\nQuestion: {d['question']}\nAnswer:", choices, 3)
-
-
-def winogrande_doc(d):
-    # partial scoring: the blank is filled with each option in the context, and the same suffix after the
-    # blank is scored given either context (the harness's "partial evaluation")
-    s = d["sentence"]
-    if "_" not in s:
-        raise ValueError("the sentence has no '_' blank")
-    i = s.index("_")
-    answer = {"1": 0, "2": 1}.get(str(d["answer"]))
-    if answer is None:
-        raise ValueError(f"answer {d['answer']!r} is not '1' or '2'")
-    cont = " " + s[i + 1:].strip()
-    return {"pairs": [(s[:i] + d["option1"], cont), (s[:i] + d["option2"], cont)], "gold": answer, "lens": None}
-
-
-def lambada_doc(d):
-    words = d["text"].split(" ")
-    return {"pairs": [(" ".join(words[:-1]), " " + words[-1])], "gold": 0, "lens": None}
-
-
-# kind: "mc" (argmax over pairs) or "lastword" (one pair: greedy-match accuracy and perplexity)
-Task = namedtuple("Task", "file build kind fields hf")
-TASKS = {
-    "hellaswag": Task("hellaswag.jsonl", hellaswag_doc, "mc",
-                      "activity_label, ctx_a, ctx_b (or ctx), endings [4 strings], label (0-3, int or str)",
-                      ("Rowan/hellaswag", None, "validation")),
-    "piqa": Task("piqa.jsonl", piqa_doc, "mc", "goal, sol1, sol2, label (0 or 1)",
-                 ("baber/piqa", None, "validation")),
-    "arc_easy": Task("arc_easy.jsonl", arc_doc, "mc",
-                     "question, choices {text: [...], label: [...]}, answerKey (one of the labels)",
-                     ("allenai/ai2_arc", "ARC-Easy", "test")),
-    "arc_challenge": Task("arc_challenge.jsonl", arc_doc, "mc",
-                          "question, choices {text: [...], label: [...]}, answerKey (one of the labels)",
-                          ("allenai/ai2_arc", "ARC-Challenge", "test")),
-    "sciq": Task("sciq.jsonl", sciq_doc, "mc",
-                 "question, support, correct_answer, distractor1, distractor2, distractor3",
-                 ("allenai/sciq", None, "test")),
-    "winogrande": Task("winogrande.jsonl", winogrande_doc, "mc",
-                       "sentence (with one '_'), option1, option2, answer ('1' or '2')",
-                       ("allenai/winogrande", "winogrande_xl", "validation")),
-    "lambada": Task("lambada.jsonl", lambada_doc, "lastword", "text (the last space-separated word is the target)",
-                    ("EleutherAI/lambada_openai", "default", "test")),
-}
-
-
-def read_jsonl(path):
-    """[(line number, dict)] of a JSONL file; a bad line raises EvalError naming the file and line."""
-    docs = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise EvalError(f"{path}:{n}: not valid JSON ({e.msg}, column {e.colno})") from None
-            if not isinstance(doc, dict):
-                raise EvalError(f"{path}:{n}: expected a JSON object, got {type(doc).__name__}")
-            docs.append((n, doc))
-    return docs
-
-
-def load_task(task_dir, name, limit=None):
-    """The examples of one task (see TASKS for file names and fields), the first `limit` when given."""
-    if name not in TASKS:
-        raise EvalError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
-    task = TASKS[name]
-    path = os.path.join(task_dir, task.file)
-    if not os.path.isfile(path):
-        raise EvalError(f"task file {path} not found: task {name!r} reads {task.file} (JSONL, one example a line, "
-                        f"fields: {task.fields}) from --task_dir; `python eval.py download --task_dir {task_dir}` "
-                        f"writes it (needs `pip install datasets` and a network)")
-    examples = []
-    for n, doc in read_jsonl(path)[:limit]:
-        try:
-            ex = task.build(doc)
-        except KeyError as e:
-            raise EvalError(f"{path}:{n}: missing field {e}; a {name} example has: {task.fields}") from None
-        except (ValueError, TypeError, AttributeError, IndexError) as e:
-            raise EvalError(f"{path}:{n}: cannot read this {name} example ({e}); expected: {task.fields}") from None
-        if not 0 <= ex["gold"] < len(ex["pairs"]):
-            raise EvalError(f"{path}:{n}: label {ex['gold']} is out of range for {len(ex['pairs'])} choices")
-        examples.append(ex)
-    if not examples:
-        raise EvalError(f"{path} holds no examples")
-    return examples
-
-
-def encode_pair(tok, context, continuation):
-    """(context ids, continuation ids) as the harness makes them: trailing spaces of the context move to the
-    continuation, and the continuation's ids are those of the whole text after the context's (so a BPE merge
-    across the boundary is tokenized as the model saw such text). An empty context is the end-of-text token."""
-    if context == "":
-        ctx, cont = [tok.eot], tok.encode(continuation)
-    else:
-        n = len(context) - len(context.rstrip())
-        if n:
-            context, continuation = context[:-n], context[-n:] + continuation
-        ctx = tok.encode(context)
-        cont = tok.encode(context + continuation)[len(ctx):]
-        ctx = ctx or [tok.eot]  # an all-space context: something must predict the first continuation token
-    if not cont:
-        raise EvalError(f"continuation {continuation!r} tokenizes to nothing")
-    return ctx, cont
-
-
-@torch.no_grad()
-def score_requests(model, requests, batch_size=16, ctx=None, log=print):
-    """Summed log-probability of each continuation given its context, and whether greedy decoding would have
-    produced the continuation exactly: [(logprob, is_greedy)] for requests [(context ids, continuation ids)].
-
-    A sequence is context + continuation cut from the left to block_size + 1 tokens; its first block_size tokens
-    are the input. Sequences are right-padded to a common length: attention is causal and positions count from
-    the left, so padding after a sequence does not change any logit of it. Longest first, so a batch pads little.
-    A continuation longer than block_size (a small-context model) has only its last block_size tokens scored."""
-    T = model.config.block_size
-    device = model_device(model)
-    ctx = ctx or contextlib.nullcontext()
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(requests)), key=lambda i: -(len(requests[i][0]) + len(requests[i][1])))
-    out = [None] * len(requests)
-    too_long = sum(len(k) > T for _, k in requests)
-    if too_long:
-        log(f"note: {too_long} continuation(s) are longer than block_size={T}; only their last {T} tokens are scored")
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        seqs, ncont = [], []
-        for i in idx:
-            c, k = requests[i]
-            seqs.append((list(c) + list(k))[-(T + 1):])
-            ncont.append(min(len(k), T))
-        B, L, Lc = len(idx), max(len(q) - 1 for q in seqs), max(ncont)
-        x = torch.zeros(B, L, dtype=torch.long)        # (B, L) inputs, 0-padded on the right
-        pos = torch.zeros(B, Lc, dtype=torch.long)     # (B, Lc) input positions whose logits predict the continuation
-        tgt = torch.zeros(B, Lc, dtype=torch.long)     # (B, Lc) the continuation's tokens
-        mask = torch.zeros(B, Lc, dtype=torch.bool)    # (B, Lc) real continuation tokens (not padding)
-        for b, (q, m) in enumerate(zip(seqs, ncont)):
-            n_in = len(q) - 1
-            x[b, :n_in] = torch.tensor(q[:-1])
-            pos[b, :m] = torch.arange(n_in - m, n_in)  # the logits at position p predict token q[p + 1]
-            tgt[b, :m] = torch.tensor(q[-m:])
-            mask[b, :m] = True
-        x, pos, tgt, mask = x.to(device), pos.to(device), tgt.to(device), mask.to(device)
-        with ctx:
-            logits, _ = model(x)                                            # (B, L, V)
-        sel = logits[torch.arange(B, device=device)[:, None], pos]          # (B, Lc, V)
-        if sel.dtype in (torch.float16, torch.bfloat16):
-            sel = sel.float()
-        logp = F.log_softmax(sel, dim=-1)
-        tok_lp = logp.gather(-1, tgt[..., None]).squeeze(-1).masked_fill(~mask, 0.0)  # (B, Lc)
-        greedy = ((logp.argmax(-1) == tgt) | ~mask).all(-1)                            # (B,)
-        for i, ll, g in zip(idx, tok_lp.double().sum(-1).tolist(), greedy.tolist()):  # one device sync a batch
-            out[i] = (ll, g)
-    model.train(was_training)
-    return out
-
-
-def example_scores(model, tok, examples, batch_size=16, ctx=None, log=print):
-    """[[(logprob, is_greedy) for each pair] for each example], all pairs of all examples batched together."""
-    reqs = [encode_pair(tok, c, k) for ex in examples for c, k in ex["pairs"]]
-    flat = score_requests(model, reqs, batch_size, ctx, log)
-    out, i = [], 0
-    for ex in examples:
-        out.append(flat[i:i + len(ex["pairs"])])
-        i += len(ex["pairs"])
-    return out
-
-
-def task_metrics(examples, scores, kind="mc"):
-    """acc (and acc_norm when the examples have choice lengths) for "mc"; acc and ppl for "lastword"."""
-    if kind == "lastword":
-        lls = np.array([s[0][0] for s in scores])
-        return {"acc": float(np.mean([s[0][1] for s in scores])), "ppl": float(np.exp(-lls.mean())),
-                "n": len(examples)}
-    out = {"acc": float(np.mean([np.argmax([ll for ll, _ in s]) == ex["gold"] for ex, s in zip(examples, scores)]))}
-    if all(ex["lens"] is not None for ex in examples):
-        out["acc_norm"] = float(np.mean([np.argmax(np.array([ll for ll, _ in s]) / np.array(ex["lens"], float))
-                                         == ex["gold"] for ex, s in zip(examples, scores)]))
-    out["n"] = len(examples)
-    return out
-
-
-def evaluate_tasks(model, tok, task_dir, names, limit=None, batch_size=16, ctx=None, log=print):
-    """{task: metrics} for the named tasks read from task_dir."""
-    check_vocab(model.config.vocab_size, tok.n_vocab, f"tokenizer {tok.name!r}")
-    results = {}
-    for name in names:
-        examples = load_task(task_dir, name, limit)
-        results[name] = task_metrics(examples, example_scores(model, tok, examples, batch_size, ctx, log),
-                                     TASKS[name].kind)
-        log(f"{name:>14}: " + "  ".join(f"{k} {v:.4f}" if k != "n" else f"n {v}" for k, v in results[name].items()))
-    return results
-
-
-def download_tasks(task_dir, names=None, log=print):
-    """Write each task's evaluation split as task_dir/<file>.jsonl from the Hugging Face hub (the datasets the
-    harness uses). Needs `datasets` and a network."""
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise EvalError("download_tasks needs Hugging Face datasets and a network: pip install datasets; or put the "
-                        "JSONL files in place by hand (file names and fields: TASKS in eval.py)") from None
-    os.makedirs(task_dir, exist_ok=True)
-    for name in names or list(TASKS):
-        if name not in TASKS:
-            raise EvalError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
-        hub, config, split = TASKS[name].hf
-        try:
-            ds = load_dataset(hub, config, split=split)
-        except Exception as e:
-            raise EvalError(f"could not download {name} ({hub} {config or ''} {split}): {type(e).__name__}: {e} "
-                            f"(no network?)") from e
-        path = os.path.join(task_dir, TASKS[name].file)
-        with open(path + ".part", "w", encoding="utf-8") as f:
-            for row in ds:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(path + ".part", path)
-        log(f"wrote {path} ({len(ds)} examples)")
+HF_EXPORT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "vocab.json", "merges.txt",
+                   "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")  # what to_hf writes
 
 
 def export_hf(path, out_dir, tokenizer=None, log=print):
-    """A checkpoint file or run folder as a complete Hugging Face folder: config.json, model.safetensors and the
-    tokenizer the model was trained with (tokenizer_for: its dataset's, or `tokenizer` = "gpt2" | "byte"), so that
-    AutoModelForCausalLM and AutoTokenizer load it offline. out_dir must be new, empty or an earlier export (whose
-    files are replaced). Returns (out_dir, tokenizer)."""
+    """A checkpoint file or run folder as a Hugging Face folder with the tokenizer the model was trained with, so
+    that AutoModelForCausalLM and AutoTokenizer load it offline. out_dir must be new, empty or an earlier export
+    (whose files are replaced). Returns (out_dir, tokenizer)."""
     if os.path.isdir(out_dir):
         foreign = sorted(set(os.listdir(out_dir)) - set(HF_EXPORT_FILES))
         if foreign:
@@ -469,7 +130,7 @@ def export_hf(path, out_dir, tokenizer=None, log=print):
     elif os.path.exists(out_dir):
         raise EvalError(f"{out_dir} exists and is not a folder")
     model, ckpt, used = load_model(path, "cpu", log)
-    tok = tokenizer_for(ckpt, tokenizer, log)
+    tok = tokenizer_for(ckpt, tokenizer)
     check_vocab(model.config.vocab_size, tok.n_vocab, f"tokenizer {tok.name!r}")
     os.makedirs(out_dir, exist_ok=True)
     for f in HF_EXPORT_FILES:  # an earlier export's files: none may outlive this one (e.g. a .bin beside .safetensors)
@@ -483,142 +144,34 @@ def export_hf(path, out_dir, tokenizer=None, log=print):
     return out_dir, tok
 
 
-# what to_hf and the tokenizers' save_pretrained write (data/prepare.py)
-HF_EXPORT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "vocab.json", "merges.txt",
-                   "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-# our task name -> the harness's own task config (lambada: lambada_openai), relative to lm_eval/tasks/ (checked
-# with lm-eval 0.4.13)
-HARNESS_YAML = {"hellaswag": "hellaswag/hellaswag.yaml", "piqa": "piqa/piqa.yaml", "arc_easy": "arc/arc_easy.yaml",
-                "arc_challenge": "arc/arc_challenge.yaml", "sciq": "sciq/sciq.yaml",
-                "winogrande": "winogrande/default.yaml", "lambada": "lambada/lambada_openai.yaml"}
-
-
-@contextlib.contextmanager
-def hf_offline():
-    """Hugging Face libraries offline for the duration: nothing is asked of the hub (a missing file is an error
-    at once, not a retry against an unreachable server). Environment and already imported modules alike."""
-    keys = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    env = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
-    patched = []
-    for mod, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
-                       ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
-        m = sys.modules.get(mod)
-        for attr in attrs:
-            if m is not None and hasattr(m, attr):
-                patched.append((m, attr, getattr(m, attr)))
-                setattr(m, attr, True)
-    try:
-        yield
-    finally:
-        for m, attr, value in patched:
-            setattr(m, attr, value)
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def harness_task_configs(task_dir, tasks, out_dir, tasks_root):
-    """Write one lm-eval task YAML per task into out_dir: the harness's own definition (`include:` of its file
-    under tasks_root, so prompts, choices, targets and metrics are its own), reading our local JSONL file as its
-    evaluation split instead of the hub's dataset. Task names are prefixed "nanogrow_" so that they never resolve
-    to the hub-backed originals. Returns {our name: harness task name}."""
-    names = {}
-    for name in tasks:
-        if name not in HARNESS_YAML:
-            raise EvalError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
-        src = os.path.join(tasks_root, HARNESS_YAML[name])
-        if not os.path.isfile(src):
-            raise EvalError(f"this lm_eval has no {HARNESS_YAML[name]} among its tasks ({tasks_root}); "
-                            f"`eval.py harness` was checked with lm-eval 0.4.x")
-        split = TASKS[name].hf[2]  # the split our file holds: the one the harness evaluates
-        names[name] = "nanogrow_" + name
-        cfg = {"include": src, "task": names[name], "dataset_path": "json", "dataset_name": None,
-               "dataset_kwargs": {"data_files": {split: os.path.abspath(os.path.join(task_dir, TASKS[name].file))},
-                                  "cache_dir": os.path.join(out_dir, "datasets_cache")},
-               "training_split": None, "fewshot_split": None,
-               "validation_split": split if split == "validation" else None,
-               "test_split": split if split == "test" else None}
-        with open(os.path.join(out_dir, names[name] + ".yaml"), "w") as f:
-            json.dump(cfg, f, indent=1)  # JSON is YAML
-    return names
-
-
 def run_harness(path, tasks, task_dir=None, hf_tokenizer=None, batch_size=16, limit=None, device=None,
                 num_fewshot=0, dtype="float32", tokenizer=None, return_samples=False, log=print):
-    """lm-evaluation-harness's own scores, offline: the checkpoint is exported (export_hf: model and tokenizer)
-    to a temporary folder and evaluated with simple_evaluate(model="hf") on the harness's task definitions
-    reading the local task files of task_dir (the JSONL that `eval.py tasks` reads). Returns {task: {metric:
-    value}} in our task names and the harness's metric names (acc, acc_norm, perplexity, ..._stderr); with
-    return_samples, also {task: [[log-likelihood of each choice] of each example, in file order]}."""
+    """lm-evaluation-harness's own scores for a checkpoint, offline: exported (export_hf) to a temporary folder and
+    evaluated by hf.run_lm_eval on the harness's own task definitions, each reading our local JSONL file (the one
+    `eval.py tasks` reads) instead of the hub's dataset. Returns {task: {metric: value}}; with return_samples,
+    also {task: [[log-likelihood of each choice] per example, in file order]}."""
     try:
-        import lm_eval
-        import lm_eval.tasks
+        import lm_eval  # noqa: F401  (only whether it is installed)
     except ImportError:
-        raise EvalError("the harness needs lm-evaluation-harness: pip install lm_eval (it brings transformers); "
-                        "`python eval.py tasks` scores the same tasks without it") from None
+        raise EvalError("the harness needs lm-evaluation-harness: pip install 'lm_eval[hf]' (it brings "
+                        "transformers); `python eval.py tasks` scores the same tasks without it") from None
     task_dir = task_dir or os.path.join(REPO_DIR, "data", "tasks")
     for name in tasks:  # a missing or unreadable task file is named here, as `eval.py tasks` names it
         load_task(task_dir, name, limit)
-    tasks_root = os.path.dirname(os.path.abspath(lm_eval.tasks.__file__))
-    with tempfile.TemporaryDirectory(prefix="nanogrow_harness_") as tmp, hf_offline():
+    specs = {name: (TASKS[name].harness, TASKS[name].hf[2], os.path.abspath(os.path.join(task_dir, TASKS[name].file)))
+             for name in tasks}
+    with tempfile.TemporaryDirectory(prefix="nanogrow_harness_") as tmp:
         model_dir, tok = export_hf(path, os.path.join(tmp, "model"), tokenizer, log)
-        names = harness_task_configs(task_dir, tasks, tmp, tasks_root)
+        log(f"harness: {model_dir} (tokenizer {hf_tokenizer or tok.name}), tasks from {task_dir}")
         try:
-            manager = lm_eval.tasks.TaskManager(include_path=tmp, include_defaults=False)
-        except TypeError:  # an lm-eval 0.4 without include_defaults
-            manager = lm_eval.tasks.TaskManager(include_path=tmp)
-        args = f"pretrained={model_dir},dtype={dtype}" + (f",tokenizer={hf_tokenizer}" if hf_tokenizer else "")
-        log(f"harness: lm_eval {getattr(lm_eval, '__version__', '?')} on {model_dir} (tokenizer "
-            f"{hf_tokenizer or tok.name}), tasks from {task_dir}")
-        try:
-            res = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=list(names.values()),
-                                          num_fewshot=num_fewshot, batch_size=batch_size, limit=limit,
-                                          device=device or default_device(), task_manager=manager,
-                                          log_samples=return_samples)
-        except ImportError as e:  # lm_eval's "hf" model needs accelerate, which plain `pip install lm_eval` lacks
-            raise EvalError(f"lm-evaluation-harness's Hugging Face model cannot start ({e}): "
-                            f"pip install 'lm_eval[hf]'") from e
-        except OSError as e:  # e.g. --hf_tokenizer naming a hub tokenizer that is not in the local cache
-            raise EvalError(f"lm-evaluation-harness failed offline ({type(e).__name__}: {e}); it reads only local "
-                            f"files here: the exported model and tokenizer and the task files") from e
-    results = {}
-    for ours, theirs in names.items():  # "acc,none" -> "acc"; the harness's sample count as "n", as `tasks` has it
-        got = {("n" if k == "sample_len" else k.removesuffix(",none")): v for k, v in res["results"][theirs].items()}
-        results[ours] = {k: v for k, v in got.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if not return_samples:
-        return results
-    samples = {ours: [[float(r[0][0]) for r in s["resps"]]  # resps: [[(log-likelihood, is greedy)] per choice]
-                      for s in sorted(res["samples"][theirs], key=lambda s: s["doc_id"])]
-               for ours, theirs in names.items()}
-    return results, samples
+            return run_lm_eval(model_dir, specs, tmp, hf_tokenizer, batch_size, limit, device or default_device(),
+                               num_fewshot, dtype, return_samples)
+        except (ImportError, OSError) as e:  # what is missing, named by run_lm_eval
+            raise EvalError(str(e)) from e
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Comparing runs: loss curves from metrics.jsonl, matched-compute losses, speedup at equal loss
-
-def read_evals(run_dir, log=print):
-    """(evaluation lines, events) of a run's metrics.jsonl. A resumed run re-logs from its checkpoint on, so an
-    evaluation line whose tokens do not exceed the previous one's replaces the points the interrupted attempt
-    had written past it."""
-    try:
-        records = read_metrics(run_dir, log)
-    except FileNotFoundError as e:
-        raise EvalError(str(e)) from None
-    evals, events = [], {}
-    for rec in records:
-        if "event" in rec:
-            events[rec["event"], rec.get("tokens")] = rec
-        elif rec.get("val_loss_mean") is not None and rec.get("tokens") is not None:
-            while evals and evals[-1]["tokens"] >= rec["tokens"]:
-                evals.pop()
-            evals.append(rec)
-    if not evals:
-        raise EvalError(f"{run_dir} has no evaluation lines (with tokens and val_loss_mean) in its metrics.jsonl")
-    return evals, list(events.values())
-
+# Comparing runs: loss curves from metrics.jsonl (runs.read_evals), matched-compute losses, speedup at equal loss
 
 def curve(evals, x="tokens"):
     """[(x, val_loss_mean)] of a run's evaluation lines, x = "tokens" or "flops" (lines without x skipped)."""
@@ -634,8 +187,8 @@ def loss_at(curve, x):
 
 
 def tokens_to_reach(curve, target):
-    """First x (tokens or FLOPs) at which a loss curve [(x, loss)] reaches `target`, linearly interpolated between
-    the two evaluation points around the crossing (grow.flops_to_loss); None if the curve never gets that low."""
+    """First x (tokens or FLOPs) at which a loss curve [(x, loss)] reaches `target`, interpolated between the two
+    evaluations around the crossing (grow.flops_to_loss); None if it never gets that low."""
     if not curve:
         return None
     x = grow.flops_to_loss(*zip(*curve), target)
@@ -643,22 +196,17 @@ def tokens_to_reach(curve, target):
 
 
 def speedup(baseline_curve, run_curve, target):
-    """Gstack's speedup at equal loss (grow.speedup): sp = C_baseline / C_run - 1, where C is the compute (FLOPs
-    curves; tokens curves give the token speedup) each needs to reach `target`. None when either never reaches it."""
+    """Gstack's speedup at equal loss (grow.speedup) between two curves of the same cost (FLOPs, or tokens);
+    None when either never reaches the target."""
     cb, cr = tokens_to_reach(baseline_curve, target), tokens_to_reach(run_curve, target)
     if cb is None or cr is None or cr <= 0:
         return None
     return grow.speedup(cb, cr)
 
 
-def _g(x, spec=".4g"):
-    return "-" if x is None else format(x, spec)
-
-
 def paper_curve(tokens_curve, events):
-    """A run's [(tokens, loss)] with tokens counted in the Gstack paper's convention (grow.paper_tokens): tokens
-    before the run's growth count 1/g each, g the growth factor of its grow event. Unchanged for a run that never
-    grew."""
+    """A run's [(tokens, loss)] in the Gstack paper's convention (grow.paper_tokens): tokens before the run's growth
+    count 1/g each, g the growth factor of its grow event. Unchanged for a run that never grew."""
     grows = [e for e in events if e.get("event") == "grow"]
     if not grows or not tokens_curve:
         return tokens_curve
@@ -667,13 +215,20 @@ def paper_curve(tokens_curve, events):
     return [(float(x), loss) for x, (_, loss) in zip(xs, tokens_curve)]
 
 
+def _g(x, spec=".4g"):
+    return "-" if x is None else format(x, spec)
+
+
 def compare_runs(run_dirs, target=None, plot=None, log=print):
     """Print and return a comparison of runs against the first (the baseline, e.g. scratch): val loss at matched
     tokens and FLOPs, tokens and FLOPs to reach `target` (default: the baseline's final val loss), speedups."""
     names = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
     if len(set(names)) < len(names):
         names = [os.path.normpath(d) for d in run_dirs]
-    runs = [(name, *read_evals(d, log)) for name, d in zip(names, run_dirs)]
+    try:
+        runs = [(name, *read_evals(d, log)) for name, d in zip(names, run_dirs)]
+    except (FileNotFoundError, ValueError) as e:
+        raise EvalError(str(e)) from None
     base_evals = runs[0][1]
     target = float(base_evals[-1]["val_loss_mean"]) if target is None else float(target)
     w = max(len(n) for n in names) + 2
@@ -684,8 +239,7 @@ def compare_runs(run_dirs, target=None, plot=None, log=print):
             log(f"(some runs log no {x}; no comparison at matched {x})")
             continue
         grid = [min(ends) * f for f in (0.25, 0.5, 0.75, 1.0)]
-        log(f"\nval loss at matched {x}:")
-        log(f"{'run':<{w}}" + "".join(f"{g:>12.3g}" for g in grid))
+        log(f"\nval loss at matched {x}:\n{'run':<{w}}" + "".join(f"{g:>12.3g}" for g in grid))
         for name, ev, _ in runs:
             losses = [loss_at(curve(ev, x), g) for g in grid]
             summary["runs"].setdefault(name, {})[f"loss_at_{x}"] = dict(zip(grid, losses))
@@ -707,51 +261,57 @@ def compare_runs(run_dirs, target=None, plot=None, log=print):
             "".join(f"{'-' if row[k] is None else f'{row[k]:+.1%}':>11}"
                     for k in ("speedup", "speedup_paper", "token_speedup")))
     if plot:
-        plot_curves(runs, plot, target)
+        plot_curves(plot, {name: [(ev, events)] for name, ev, events in runs}, target=target, log_x=True)
         log(f"\nwrote {plot}")
     return summary
 
 
-def plot_curves(runs, path, target=None):
-    """Loss vs tokens and loss vs FLOPs (log x) of runs [(name, evals, events)] side by side in one PNG; a dotted
-    vertical line marks each growth event, a dashed horizontal one the target loss."""
+def plot_curves(path, series, panels=(("tokens", "tokens"), ("training FLOPs", "flops")), target=None, title=None,
+                log_x=False):
+    """Val loss (mean over domains) of runs in one PNG, a panel per x axis. series: {name: [(evals, events) per
+    seed]}, one colour per name, the first seed solid, the others dashed; panels: [(x label, x)], x a metrics key or
+    a function (evals, events) -> [x per evaluation]; target: a loss drawn dashed; a dotted vertical line marks a
+    growth (first seed). The y axis is cut at the losses of the runs' second half, so the ends can be told apart."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise EvalError("plotting needs matplotlib: pip install matplotlib (the comparison above does not)") from None
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, x, label in zip(axes, ("tokens", "flops"), ("tokens", "training FLOPs")):
-        for name, evals, events in runs:
-            pts = [(a, b) for a, b in curve(evals, x) if a > 0]  # log axis: the iter-0 point has x = 0
-            if not pts:
-                continue
-            (line,) = ax.plot(*zip(*pts), marker=".", label=name)
-            for ev in events:
-                if ev.get("event") == "grow" and ev.get(x):
-                    ax.axvline(ev[x], color=line.get_color(), ls=":", alpha=0.7)
+        raise EvalError("plotting needs matplotlib: pip install matplotlib (the numbers do not)") from None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    evals = [ev for rs in series.values() for ev, _ in rs]
+    low = min(float(e["val_loss_mean"]) for ev in evals for e in ev)
+    high = max(float(e["val_loss_mean"]) for ev in evals for e in ev[len(ev) // 2:])
+    for ax, (label, x) in zip(axes[0], panels):
+        for i, (name, rs) in enumerate(series.items()):
+            for j, (ev, events) in enumerate(rs):
+                xs = [e.get(x) for e in ev] if isinstance(x, str) else list(x(ev, events))
+                pts = [(a, float(e["val_loss_mean"])) for a, e in zip(xs, ev) if a is not None and (a > 0 or not log_x)]
+                if pts:
+                    ax.plot(*zip(*pts), color=f"C{i}", lw=1.2, alpha=0.9 if j == 0 else 0.55, ls="-" if j == 0 else "--",
+                            marker="." if log_x else None, label=name if j == 0 else None)
+                for g in events if j == 0 and isinstance(x, str) else ():  # the first seed's growth, if any
+                    if g.get("event") == "grow" and g.get(x):
+                        ax.axvline(g[x], color=f"C{i}", ls=":", lw=0.8, alpha=0.7)
         if target is not None:
             ax.axhline(target, color="gray", ls="--", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel(label)
-        ax.set_ylabel("val loss (mean over domains)")
+        ax.set_ylim(low - 0.05, high + 0.5 * (high - low) + 0.1)
+        ax.set(xscale="log" if log_x else "linear", xlabel=label, ylabel="val loss, mean over domains (nats)")
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
-
-# -------------------------------------------------------------------------------------------------------------
-# Sampling
 
 def sample(model, tok, prompt="", num_samples=1, max_new_tokens=200, temperature=0.8, top_k=200, seed=1337, ctx=None):
     """num_samples continuations of prompt (decoded with the prompt); an empty prompt starts at end-of-text."""
     torch.manual_seed(seed)
     ids = tok.encode(prompt) or [tok.eot]
-    x = torch.tensor(ids, dtype=torch.long, device=model_device(model))[None].repeat(num_samples, 1)  # (N, T)
+    x = torch.tensor(ids, dtype=torch.long, device=next(model.parameters()).device)[None].repeat(num_samples, 1)  # (N, T)
     with ctx or contextlib.nullcontext():
         y = model.generate(x, max_new_tokens, temperature=temperature, top_k=top_k)
     # a padded vocab has ids the tokenizer cannot decode; an undertrained model may still sample them
@@ -774,16 +334,18 @@ def _write_json(path, obj):
 
 def cmd_loss(a):
     device = a.device or default_device()
-    ctx = autocast(device, a.dtype or default_dtype(device))
     results = {}
-    meta = load_meta(a.dataset)
     for path in a.ckpts:
         model, ckpt, used = load_model(path, device)
-        check_tokenizer(ckpt, meta, f"checkpoint {used}", a.dataset)
-        res = eval_loss(model, a.dataset, None if a.tokens is None else int(a.tokens), a.batch_size, a.block_size,
-                        ctx, progress=True)
+        name = a.dataset or (ckpt.get("config") or {}).get("dataset")
+        if not name:
+            raise EvalError(f"{used} does not say which dataset it was trained on: pass --dataset")
+        data = dataset_dir(name)
+        check_tokenizer(ckpt, load_meta(data), f"checkpoint {used}", data)
+        res = eval_loss(model, data, None if a.tokens is None else int(a.tokens), a.batch_size, a.block_size,
+                        autocast(device, a.dtype), progress=True)
         results[used] = res
-        print(f"\n{used}  (iter {ckpt.get('iter_num', '?')}, tokens seen {ckpt.get('tokens_seen', '?')})")
+        print(f"\n{used}  (iter {ckpt.get('iter_num', '?')}, tokens seen {ckpt.get('tokens_seen', '?')}, {data})")
         print(f"{'domain':>12} {'loss':>8} {'ppl':>10} {'bits/byte':>10} {'tokens':>10}")
         for dom, r in res.items():
             print(f"{dom:>12} {r['loss']:>8.4f} {r['ppl']:>10.3f} {_g(r['bpb'], '.4f'):>10} {r['tokens']:>10,}")
@@ -792,15 +354,12 @@ def cmd_loss(a):
 
 
 def cmd_tasks(a):
-    if a.harness:
-        return cmd_harness(a)
     device = a.device or default_device()
     model, ckpt, used = load_model(a.ckpt, device)
     tok = tokenizer_for(ckpt, a.tokenizer)
     print(f"{used}: zero-shot tasks from {a.task_dir} (tokenizer {tok.name}, block_size {model.config.block_size})")
-    res = evaluate_tasks(model, tok, a.task_dir, _task_names(a.tasks), a.limit, a.batch_size,
-                         autocast(device, a.dtype or default_dtype(device)))
-    _write_json(a.json, res)
+    _write_json(a.json, evaluate_tasks(model, tok, a.task_dir, _task_names(a.tasks), a.limit, a.batch_size,
+                                       autocast(device, a.dtype)))
 
 
 def cmd_harness(a):
@@ -811,30 +370,16 @@ def cmd_harness(a):
     _write_json(a.json, res)
 
 
-def cmd_export(a):
-    export_hf(a.ckpt, a.out_dir, a.tokenizer)
-
-
-def cmd_compare(a):
-    compare_runs(a.runs, a.target, a.plot)
-
-
 def cmd_sample(a):
     device = a.device or default_device()
     model, ckpt, _ = load_model(a.ckpt, device)
-    tok = tokenizer_for(ckpt, a.tokenizer)
-    prompt = a.prompt
+    tok, prompt = tokenizer_for(ckpt, a.tokenizer), a.prompt
     if prompt.startswith("FILE:"):
         with open(prompt[5:], encoding="utf-8") as f:
             prompt = f.read()
     for text in sample(model, tok, prompt, a.num_samples, a.max_new_tokens, a.temperature, a.top_k, a.seed,
-                       autocast(device, a.dtype or default_dtype(device))):
-        print(text)
-        print("-" * 80)
-
-
-def cmd_download(a):
-    download_tasks(a.task_dir, _task_names(a.tasks))
+                       autocast(device, a.dtype)):
+        print(text + "\n" + "-" * 80)
 
 
 def main(argv=None):
@@ -848,7 +393,7 @@ def main(argv=None):
 
     s = sub.add_parser("loss", parents=[dev], help="per-domain val loss, perplexity, bits per byte")
     s.add_argument("ckpts", nargs="+", help="checkpoint files or run folders")
-    s.add_argument("--dataset", required=True, help="dataset folder (data/<name>)")
+    s.add_argument("--dataset", default=None, help="dataset name or folder (default: the run's own)")
     s.add_argument("--tokens", type=float, default=None,
                    help="tokens evaluated per domain (default: one pass over each domain's val split; never more)")
     s.add_argument("--batch_size", type=int, default=8, help="sequences per forward (default: %(default)s)")
@@ -868,23 +413,20 @@ def main(argv=None):
         s.add_argument("--num_fewshot", type=int, default=0)
         s.add_argument("--json", default=None)
         s.add_argument("--task_dir", default=task_dir, help="folder of the task JSONL files")
-        s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"],
-                       help="default: the checkpoint's dataset's")
-        if name == "tasks":
-            s.add_argument("--harness", action="store_true", help="run lm-evaluation-harness instead")
+        s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"], help="default: the checkpoint's")
         s.set_defaults(fn=fn)
 
     s = sub.add_parser("export", help="write a checkpoint as a Hugging Face folder (model and tokenizer)")
     s.add_argument("ckpt", help="checkpoint file or run folder")
     s.add_argument("out_dir", help="the folder to write (new, empty or an earlier export)")
-    s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"], help="default: the checkpoint's dataset's")
-    s.set_defaults(fn=cmd_export)
+    s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"], help="default: the checkpoint's")
+    s.set_defaults(fn=lambda a: export_hf(a.ckpt, a.out_dir, a.tokenizer))
 
     s = sub.add_parser("compare", help="loss curves of runs, speedup at equal loss against the first run")
     s.add_argument("runs", nargs="+", help="run folders (out_dir); the first is the baseline")
     s.add_argument("--target", type=float, default=None, help="target val loss (default: the first run's final)")
     s.add_argument("--plot", default=None, help="write loss-vs-tokens and loss-vs-FLOPs to this PNG")
-    s.set_defaults(fn=cmd_compare)
+    s.set_defaults(fn=lambda a: compare_runs(a.runs, a.target, a.plot))
 
     s = sub.add_parser("sample", parents=[dev], help="sample text from a checkpoint")
     s.add_argument("ckpt")
@@ -900,7 +442,7 @@ def main(argv=None):
     s = sub.add_parser("download", help="fetch the task files with Hugging Face datasets")
     s.add_argument("--task_dir", default=task_dir)
     s.add_argument("--tasks", default="all")
-    s.set_defaults(fn=cmd_download)
+    s.set_defaults(fn=lambda a: download_tasks(a.task_dir, _task_names(a.tasks)))
 
     a = p.parse_args(argv)
     try:

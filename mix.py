@@ -1,32 +1,20 @@
 """
-nanogrow data mixing: BiMix (Ge et al. 2024, "Data Mixing Made Efficient: A Bivariate Scaling Law for Language
-Model Pretraining", arXiv 2405.14908). Facts used here are collected in docs/papers.md section 3.
+BiMix (Ge et al. 2024, "Data Mixing Made Efficient: A Bivariate Scaling Law for Language Model Pretraining",
+arXiv 2405.14908; docs/papers.md sec. 3): two ways to pick the proportions r_i (sum r_i = 1) of a dataset's domains.
 
-Two ways to pick the proportions r_i (sum_i r_i = 1) of the domains of a dataset (layout in docs/contracts.md):
-
-  1. training-free entropy mixtures: r_i = softmax_i(H_i), with H_i an entropy of domain i's tokenized train split:
-       SE  Shannon entropy of the unigram distribution
-       JE  joint entropy of consecutive pairs H(X_t, X_t+1)
-       CE  conditional entropy H(X_t+1 | X_t)  (the paper's best of the four)
-       VNE von Neumann entropy of a kernel over sampled windows (Vendi-style; our embedding, see domain_vne)
-  2. the BiMix law fitted on a few short proxy runs with different mixtures,
+  1. training-free entropy mixtures: r_i = softmax_i(H_i), H_i an entropy of domain i's tokenized train split:
+       SE  Shannon entropy of the unigram distribution       JE  joint entropy of consecutive pairs
+       CE  conditional entropy H(X_t+1 | X_t) (the paper's best)    VNE  von Neumann entropy of a sample kernel
+  2. the BiMix law, fitted on a few short proxy runs with different mixtures,
        L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i)        (s = training steps)
      and the mixture that minimises the mean predicted loss over domains at a step budget s.
 
-resolve_mixture(spec, dataset_dir) is what train.py calls to turn its `mixture` setting into proportions.
+    python mix.py <dataset>                                          # entropies per domain and their mixtures
+    python mix.py --fit out/run1 out/run2 ... [--steps S] [--objective loss|log]   # fit BiMix, optimum at S
 
-  python mix.py data/<dataset>                                      # entropies per domain and their mixtures
-  python mix.py --fit out/run1 out/run2 ... [--steps S] [--objective loss|log]   # fit BiMix, optimal mixture at S
-
-The fit. The paper fits the law by least squares on the losses themselves, sum_j (L_model(r_j, s_j) - L_j)^2, with
-SciPy's trust-region-reflective solver (docs/papers.md sec. 3). fit_bimix minimises that same objective by default
-(objective="loss") with a small Levenberg-Marquardt written here in numpy, so SciPy is not needed; when SciPy is
-installed, tests/test_mix.py checks that both reach the same minimum. objective="log" minimises
-sum_j (log L_model - log L_j)^2 instead: squared relative errors, a DIFFERENT problem whose optimum differs from
-the paper's on noisy data (it weighs the low, late losses as much as the high, early ones).
-
-Everything is numpy. Each public function reads top to bottom as the method; its input checks are one guard call
-at its top, and the checks themselves (with their error messages) are at the end of this file.
+resolve_mixture(spec, dataset_dir) turns train.py's `mixture` setting into proportions. The fit minimises the
+paper's least squares on the losses (objective="loss"; "log" minimises squared relative errors, another problem)
+with a small Levenberg-Marquardt in numpy, so SciPy is not needed (tests check both reach the same minimum).
 """
 
 import argparse
@@ -37,7 +25,8 @@ import warnings
 
 import numpy as np
 
-from runs import read_metrics
+from data.loader import load_meta
+from runs import read_evals
 
 ENTROPIES = ("SE", "JE", "CE", "VNE")
 MIXTURE_SPECS = ("natural", "uniform", "se", "je", "ce", "vne")
@@ -46,21 +35,19 @@ CACHE_VERSION = 1
 VNE_SETTINGS = {"n_samples": 512, "seq_len": 512, "dim": 4096, "seed": 0}
 
 # -------------------------------------------------------------------------------------------------------------
-# Entropies of a token stream (training-free mixtures, docs/papers.md sec. 3 "Mixtures without training")
+# Entropies of a token stream (training-free mixtures)
 
 
 def _entropy(counts):
     """Shannon entropy in nats of the empirical distribution given by non-negative counts."""
     c = np.asarray(counts, dtype=np.float64)
-    c = c[c > 0]
-    p = c / c.sum()
+    p = c[c > 0] / c.sum()
     return float(-(p * np.log(p)).sum()) + 0.0  # + 0.0: a single symbol gives 0.0, not -0.0
 
 
 def _merge_counts(keys, counts, new_keys, new_counts):
     """Add two sparse count tables (sorted unique int64 keys, int64 counts) into one sorted unique table."""
-    k = np.concatenate([keys, new_keys])
-    c = np.concatenate([counts, new_counts])
+    k, c = np.concatenate([keys, new_keys]), np.concatenate([counts, new_counts])
     if len(k) == 0:
         return k, c
     order = np.argsort(k, kind="stable")  # two sorted runs: numpy's stable sort (timsort) merges them in O(n)
@@ -70,28 +57,23 @@ def _merge_counts(keys, counts, new_keys, new_counts):
 
 
 def domain_entropies(tokens, vocab_size, chunk=1 << 24):
-    """
-    SE, JE and CE of one domain's token stream (BiMix's training-free entropies, docs/papers.md sec. 3), in nats.
-
-    tokens: 1-D array of token ids, typically an np.memmap of 100M+ tokens; read `chunk` tokens at a time so
-    memory stays O(chunk + distinct bigrams), never O(len(tokens)) or O(V^2).
-      SE = H(X)            over the n unigrams
-      JE = H(X_t, X_t+1)   over the n-1 consecutive pairs
-      CE = H(X_t+1 | X_t) = JE - H(X_t), where X_t is the *first element of a pair* (every token but the last),
-           computed pair by pair as -sum p(a,b) log(c(a,b) / c_first(a)) so that a deterministic successor
-           gives exactly 0 and rounding can never make CE negative.
-    Bigram counts live in a sparse table keyed by prev*V + next (int64; V=50257 gives keys < 2.6e9), merged
-    chunk by chunk; each chunk reads one token of overlap so the pair straddling two chunks is counted once.
-    Returns {"tokens": n, "SE", "JE", "CE"}.
-    """
+    """SE, JE and CE of one domain's token stream, in nats: {"tokens": n, "SE", "JE", "CE"}.
+      SE = H(X) over the n unigrams; JE = H(X_t, X_t+1) over the n-1 consecutive pairs;
+      CE = H(X_t+1 | X_t), computed pair by pair as -sum p(a,b) log(c(a,b) / c_first(a)), X_t being the first
+           element of a pair, so that a deterministic successor gives exactly 0 and CE is never negative.
+    tokens: 1-D array (an np.memmap of 100M+ tokens is fine): read `chunk` at a time, one token of overlap, so
+    memory is O(chunk + distinct bigrams); bigrams in a sparse table keyed by prev*V + next (int64)."""
     n, V = len(tokens), int(vocab_size)
-    _check_entropy_args(n, chunk)
+    if n < 2:
+        raise ValueError(f"domain_entropies: need at least 2 tokens for pair statistics, got {n}")
     unigram = np.zeros(V, dtype=np.int64)                                   # c(x), (V,)
     keys, counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)  # c(a, b), (distinct bigrams,)
     for start in range(0, n, chunk):
         x = np.asarray(tokens[max(start - 1, 0): start + chunk], dtype=np.int64)  # (<= chunk+1,)
         own = x if start == 0 else x[1:]  # x[0] of a later chunk was counted as a unigram by the previous chunk
-        _check_token_ids(own, V)  # streamed: a chunk's ids are known only once it is read
+        if own.min() < 0 or own.max() >= V:  # streamed: a chunk's ids are known only once it is read
+            raise ValueError(f"domain_entropies: token id {int(own.max()) if own.max() >= V else int(own.min())} "
+                             f"outside [0, vocab_size={V})")
         unigram += np.bincount(own, minlength=V)
         if len(x) >= 2:
             k, c = np.unique(x[:-1] * V + x[1:], return_counts=True)
@@ -100,42 +82,31 @@ def domain_entropies(tokens, vocab_size, chunk=1 << 24):
     first[int(tokens[n - 1])] -= 1                 # counts of X_t over the n-1 pairs: the last token starts none
     p = counts / (n - 1)                           # p(a, b), (distinct bigrams,)
     log_cond = np.log(counts) - np.log(first[keys // V])  # log p(b | a) = log c(a,b) - log c_first(a), <= 0
-    ce = float(-(p * log_cond).sum()) + 0.0  # + 0.0 turns the -0.0 of a deterministic chain into 0.0
+    ce = float(-(p * log_cond).sum()) + 0.0
     return {"tokens": int(n), "SE": _entropy(unigram), "JE": _entropy(counts), "CE": ce}
 
 
 def domain_vne(tokens, n_samples=512, seq_len=512, dim=4096, seed=0):
-    """
-    VNE: von Neumann entropy of a sample kernel, BiMix's fourth entropy (docs/papers.md sec. 3; a Vendi-score-style
-    eigen-entropy). The paper embeds samples with a model; we use a simple, model-free embedding instead:
-
-      - draw n_samples windows of seq_len tokens at seeded random starts (with replacement, so a small domain
-        repeats windows, which lowers its VNE: it really has fewer distinct samples to offer),
-      - embed a window as sqrt of its unigram distribution, token ids hashed into `dim` buckets (Knuth's
-        multiplicative hash, top bits), so x_i has unit norm and K_ij = x_i . x_j is the Bhattacharyya
-        coefficient of the two windows' token distributions: a PSD kernel with K_ii = 1,
-      - VNE = -sum_k lambda_k log lambda_k over the eigenvalues of K / n (unit trace).
-
-    What it measures: how dissimilar the windows' token distributions are; exp(VNE) is the effective number of
-    distinct windows. That mixes two things: real between-sample diversity (text hopping between topics scores
-    high, a repeated phrase scores 0) and, when windows are short next to the vocabulary, lexical richness
-    (sparse counts over a rich vocabulary rarely overlap). So i.i.d. noise over a small vocabulary scores low
-    (dense windows, all alike) but over a large one high. VNE lies in [0, log min(n_samples, dim)]; it compares
-    domains only at equal settings (resolve_mixture always uses VNE_SETTINGS) and is not the paper's number
-    (their embedding differs), so treat "vne" as the least validated of the four mixtures.
-    Deterministic given `seed`.
-    """
+    """VNE: von Neumann entropy of a sample kernel (a Vendi-score-style eigen-entropy). The paper embeds samples
+    with a model; ours is model-free: n_samples windows of seq_len tokens at seeded random starts, each embedded as
+    the sqrt of its unigram distribution over `dim` hashed buckets (unit norm, so K_ij = x_i . x_j is the
+    Bhattacharyya coefficient of two windows), VNE = -sum lambda log lambda over the eigenvalues of K / n.
+    exp(VNE) is the effective number of distinct windows: it grows with diversity between samples and, for short
+    windows over a rich vocabulary, with lexical richness. It compares domains only at equal settings and is not
+    the paper's number: the least validated of the four mixtures. Deterministic given `seed`."""
     n = len(tokens)
-    _check_vne_args(n, seq_len, dim)
+    if n < seq_len:
+        raise ValueError(f"domain_vne: domain has {n} tokens, fewer than seq_len={seq_len}")
+    if dim & (dim - 1) or dim < 2:  # the hash keeps top bits: only a power of 2 fills [0, dim) evenly
+        raise ValueError(f"domain_vne: dim must be a power of 2, got {dim}")
     shift = 32 - (dim.bit_length() - 1)  # keep the top log2(dim) bits of the 32-bit hash
     starts = np.random.default_rng(seed).integers(0, n - seq_len + 1, size=n_samples)
     X = np.zeros((n_samples, dim))                                              # (n_samples, dim)
     for i, st in enumerate(starts):
         ids = np.asarray(tokens[st: st + seq_len], dtype=np.int64)
-        buckets = ((ids * 2654435761) & 0xFFFFFFFF) >> shift                     # (seq_len,) in [0, dim)
+        buckets = ((ids * 2654435761) & 0xFFFFFFFF) >> shift                     # Knuth's hash, (seq_len,)
         X[i] = np.sqrt(np.bincount(buckets, minlength=dim) / seq_len)           # unit norm: sum of p is 1
-    # K/n and X^T X/n share their non-zero eigenvalues; decompose whichever is smaller
-    G = X @ X.T if n_samples <= dim else X.T @ X
+    G = X @ X.T if n_samples <= dim else X.T @ X  # K/n and X^T X/n share their non-zero eigenvalues
     lam = np.linalg.eigvalsh(G / n_samples)
     lam = lam[lam > 1e-12]
     lam = lam / lam.sum()
@@ -143,95 +114,89 @@ def domain_vne(tokens, n_samples=512, seq_len=512, dim=4096, seed=0):
 
 
 def entropy_mixture(entropies):
-    """BiMix entropy mixture (docs/papers.md sec. 3): r_i = exp(H_i) / sum_j exp(H_j), i.e. softmax over domains."""
-    _check_entropy_values(entropies)
+    """BiMix's entropy mixture: r_i = exp(H_i) / sum_j exp(H_j), a softmax over domains."""
+    if not entropies:
+        raise ValueError("entropy_mixture: no domains")
+    if not all(math.isfinite(float(v)) for v in entropies.values()):
+        raise ValueError(f"entropy_mixture: non-finite entropy in {entropies}")
     h = np.array([float(v) for v in entropies.values()])                       # (n_domains,)
     e = np.exp(h - h.max())  # shift by the max: same softmax, no overflow
     return {d: float(x) for d, x in zip(entropies, e / e.sum())}
 
 
-# -------------------------------------------------------------------------------------------------------------
-# Datasets (layout in docs/contracts.md; plain numpy so mix.py stands alone)
-
-
-def _load_meta(dataset_dir):
-    path = os.path.join(dataset_dir, "meta.json")
-    _check_meta_exists(path)
-    meta = _read_json(path)
-    _check_meta(path, meta)
-    return meta
-
-
-def _read_json(path):
-    """A JSON file; one that does not parse is named with its line (an edit, or a write cut short)."""
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-
-
-def _open_tokens(dataset_dir, domain, dtype, split="train"):
-    """Read-only memmap of <dataset_dir>/<domain>/<split>.bin (an empty array for an empty file)."""
-    path = os.path.join(dataset_dir, domain, f"{split}.bin")
-    if os.path.getsize(path) == 0:  # np.memmap refuses empty files
-        return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r")
-
-
 def dataset_entropies(dataset_dir, cache=True):
-    """
-    {domain: {"tokens", "SE", "JE", "CE", "VNE"}} over each domain's train split, computed once and cached in
-    <dataset_dir>/entropy.json keyed by the train.bin file size (a re-tokenized domain changes size and is
-    recomputed). An empty domain gets None entropies; VNE is None for a domain shorter than one VNE window.
-    """
-    meta = _load_meta(dataset_dir)
-    dtype, V = np.dtype(meta.get("dtype", "uint16")), int(meta["vocab_size"])
+    """{domain: {"tokens", "SE", "JE", "CE", "VNE"}} over each domain's train split, cached in
+    <dataset_dir>/entropy.json keyed by the train.bin size (a re-tokenized domain is recomputed). An empty domain
+    has None entropies; VNE is None for a domain shorter than one VNE window."""
+    meta = load_meta(dataset_dir)
+    V = int(meta["vocab_size"])
     cache_path = os.path.join(dataset_dir, "entropy.json")
-    cached = _read_entropy_cache(cache_path) if cache else {}
+    cached = {}
+    if cache and os.path.isfile(cache_path):
+        try:
+            with open(cache_path) as f:
+                blob = json.load(f)
+            if blob.get("version") == CACHE_VERSION and blob.get("vne_settings") == VNE_SETTINGS:
+                cached = blob.get("domains", {})
+        except (OSError, ValueError):
+            pass  # unreadable cache: recompute
     out, dirty = {}, False
     for d in meta["domains"]:
-        size = os.path.getsize(os.path.join(dataset_dir, d, "train.bin"))
+        path = os.path.join(dataset_dir, d, "train.bin")
+        size = os.path.getsize(path)
         if d in cached and cached[d].get("train_bin_bytes") == size:
             out[d] = {k: cached[d][k] for k in ("tokens",) + ENTROPIES}
             continue
-        tokens = _open_tokens(dataset_dir, d, dtype)
+        tokens = np.memmap(path, dtype=meta["dtype"], mode="r") if size else np.zeros(0)
         if len(tokens) < 2:
             ent = {"tokens": len(tokens), "SE": None, "JE": None, "CE": None, "VNE": None}
         else:
             print(f"mix: entropies of {d} ({len(tokens):,} train tokens)...", flush=True)
             ent = domain_entropies(tokens, V)
             ent["VNE"] = domain_vne(tokens, **VNE_SETTINGS) if len(tokens) >= VNE_SETTINGS["seq_len"] else None
-        out[d], dirty = ent, True
-        cached[d] = dict(ent, train_bin_bytes=size)
+        out[d], dirty, cached[d] = ent, True, dict(ent, train_bin_bytes=size)
     if cache and dirty:
-        _write_entropy_cache(cache_path, {d: cached[d] for d in meta["domains"]})
+        blob = {"version": CACHE_VERSION, "vne_settings": VNE_SETTINGS,
+                "domains": {d: cached[d] for d in meta["domains"]}}
+        try:
+            with open(f"{cache_path}.tmp.{os.getpid()}", "w") as f:
+                json.dump(blob, f, indent=1)
+            os.replace(f"{cache_path}.tmp.{os.getpid()}", cache_path)  # atomic: never half a cache
+        except OSError as e:
+            warnings.warn(f"could not write {cache_path} ({e}); entropies will be recomputed next time")
     return out
 
 
-def _read_entropy_cache(cache_path):
-    """{domain: cached entry} from entropy.json, or {} when it is missing, unreadable or of other settings."""
-    if not os.path.isfile(cache_path):
-        return {}
-    try:
-        with open(cache_path) as f:
-            blob = json.load(f)
-    except (OSError, ValueError):
-        return {}  # unreadable cache: recompute
-    if blob.get("version") == CACHE_VERSION and blob.get("vne_settings") == VNE_SETTINGS:
-        return blob.get("domains", {})
-    return {}
-
-
-def _write_entropy_cache(cache_path, domains):
-    blob = {"version": CACHE_VERSION, "vne_settings": VNE_SETTINGS, "domains": domains}
-    tmp = f"{cache_path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(blob, f, indent=1)
-        os.replace(tmp, cache_path)  # atomic: a crash never leaves half a cache
-    except OSError as e:
-        warnings.warn(f"could not write {cache_path} ({e}); entropies will be recomputed next time")
+def resolve_mixture(spec, dataset_dir):
+    """train.py's `mixture` setting as {domain: proportion} over all the dataset's domains (meta order):
+      None or "natural"           proportional to train tokens (what concatenating the domains would give)
+      "uniform"                   1/n per domain
+      "se" | "je" | "ce" | "vne"  BiMix's entropy mixture softmax(H) over the train split (cached)
+      {domain: r}                 explicit weights (a string holding such a dict too); missing domains get 0
+    Explicit weights are normalised to sum to 1, with a warning when the sum misses 1 by more than SUM_TOLERANCE.
+    Refused: unknown domains, negative or non-finite weights, all zero, weight on a domain with 0 train tokens."""
+    meta = load_meta(dataset_dir)
+    domains = list(meta["domains"])
+    train_tokens = {d: int(meta["domains"][d].get("train_tokens", 0)) for d in domains}
+    if isinstance(spec, str) and spec.strip().startswith("{"):
+        spec = _parse_mixture_string(spec)
+    _check_mixture_spec(spec, domains, train_tokens, dataset_dir)
+    if isinstance(spec, dict):
+        weights = {d: float(spec.get(d, 0.0)) for d in domains}
+    elif spec is None or spec.strip().lower() == "natural":
+        weights = {d: float(train_tokens[d]) for d in domains}
+    elif spec.strip().lower() == "uniform":
+        weights = {d: 1.0 for d in domains}
+    else:  # an entropy mixture
+        key = spec.strip().upper()
+        ents = dataset_entropies(dataset_dir)
+        missing = [d for d in domains if ents[d][key] is None]
+        if missing:
+            raise ValueError(f"mixture={spec.strip().lower()!r}: {key} undefined for {missing} (too few train "
+                             f"tokens; VNE needs {VNE_SETTINGS['seq_len']})")
+        weights = entropy_mixture({d: ents[d][key] for d in domains})
+    total = sum(weights.values())
+    return {d: w / total for d, w in weights.items()}
 
 
 def _parse_mixture_string(spec):
@@ -246,84 +211,32 @@ def _parse_mixture_string(spec):
             raise ValueError(f"mixture={spec!r}: could not parse as a dict {{domain: proportion}}") from None
 
 
-def resolve_mixture(spec, dataset_dir):
-    """
-    Turn train.py's `mixture` setting into {domain: proportion} over all domains of the dataset (meta order).
-
-      None or "natural"      proportional to train tokens (what concatenating the domains would give)
-      "uniform"              1/n per domain
-      "se" | "je" | "ce" | "vne"  BiMix entropy mixture softmax(H) over the train split (docs/papers.md sec. 3),
-                             entropies cached in <dataset_dir>/entropy.json
-      {domain: r}            explicit; missing domains get 0; a string holding such a dict is parsed too
-
-    Rules (ValueError with the reason): unknown domain (the valid ones are listed), negative or non-finite
-    value, all zero, positive weight on a domain with 0 train tokens ("uniform" and the entropies refuse a
-    dataset with an empty domain; give an explicit dict that puts 0 on it). Explicit proportions are
-    *weights*: they are normalised to sum to 1, silently if the sum is within SUM_TOLERANCE of 1 (rounded
-    values pasted from `mix.py --fit`), else with a warnings.warn naming the sum.
-    """
-    meta = _load_meta(dataset_dir)
-    domains = list(meta["domains"])
-    train_tokens = {d: int(meta["domains"][d].get("train_tokens", 0)) for d in domains}
-    if isinstance(spec, str) and spec.strip().startswith("{"):
-        spec = _parse_mixture_string(spec)
-    _check_mixture_spec(spec, domains, train_tokens, dataset_dir)
-    if isinstance(spec, dict):  # explicit weights; missing domains get 0
-        return _normalise({d: float(spec.get(d, 0.0)) for d in domains})
-    name = "natural" if spec is None else spec.strip().lower()
-    if name == "natural":
-        weights = {d: float(train_tokens[d]) for d in domains}
-    elif name == "uniform":
-        weights = {d: 1.0 for d in domains}
-    else:  # an entropy mixture, softmax over the domains' H (docs/papers.md sec. 3)
-        ents = dataset_entropies(dataset_dir)
-        _check_entropies_defined(name, ents, domains)
-        weights = entropy_mixture({d: ents[d][name.upper()] for d in domains})
-    return _normalise(weights)  # built-ins sum to 1 up to rounding: no warning needed
-
-
-def _normalise(weights):
-    total = sum(weights.values())
-    return {d: w / total for d, w in weights.items()}
-
-
 # -------------------------------------------------------------------------------------------------------------
 # The BiMix law and its fit (docs/papers.md sec. 3 "The law")
 #
-# L_i(r, s) = A_i / r^alpha_i * (B_i / s^beta_i + C_i). A, B, C are only defined up to (kA, B/k, C/k), so the fit
-# uses the 4 identifiable numbers theta = (alpha, beta, a = log(A B), c = log(A C)), positive A B and A C by
-# construction:  log L = -alpha log r + logaddexp(a - beta log s, c). Reported coefficients take the gauge C = 1,
-# so A is the loss at r = 1, s -> inf and B / s^beta the relative excess over it. The parametrisation changes how
-# the minimum is searched for, not which function is minimised: that is the `objective` below.
+# A, B, C are only defined up to (kA, B/k, C/k), so the fit uses the 4 identifiable numbers theta = (alpha, beta,
+# a = log(A B), c = log(A C)):  log L = -alpha log r + logaddexp(a - beta log s, c), A B and A C positive by
+# construction. Reported coefficients take the gauge C = 1, so A is the loss at r = 1, s -> inf.
 
 COEFFICIENTS = ("A", "B", "C", "alpha", "beta")
 FIT_OBJECTIVES = ("loss", "log")  # least squares on L (the paper's; the default) | on log L (relative errors)
 
 
 def bimix_loss(params, r, s):
-    """BiMix law (docs/papers.md sec. 3) for one domain: A / r^alpha * (B / s^beta + C); r, s scalars or arrays."""
+    """The BiMix law for one domain: A / r^alpha * (B / s^beta + C); r, s scalars or arrays."""
     r, s = np.asarray(r, dtype=np.float64), np.asarray(s, dtype=np.float64)
     loss = params["A"] / r ** params["alpha"] * (params["B"] / s ** params["beta"] + params["C"])
     return float(loss) if loss.ndim == 0 else loss
 
 
-def _log_law(theta, log_r, log_s):
-    """log L and its Jacobian d log L / d theta, theta = (alpha, beta, a, c); shapes (n,), (n, 4)."""
+def _residuals(theta, log_r, log_s, L, objective):
+    """The residuals (n,) the fit squares and sums, and their Jacobian (n, 4) in theta = (alpha, beta, a, c):
+    "loss": L_model - L (the paper's); "log": log L_model - log L (every point weighs the same)."""
     alpha, beta, a, c = theta
     u = a - beta * log_s                        # log(A B s^-beta), (n,)
     z = np.logaddexp(u, c)                      # log(A (B s^-beta + C)), (n,)
     w = np.exp(u - z)                           # share of the reducible term B s^-beta, in (0, 1)
-    jac = np.stack([-log_r, -w * log_s, w, np.exp(c - z)], axis=1)
-    return -alpha * log_r + z, jac
-
-
-def _residuals(theta, log_r, log_s, L, objective):
-    """
-    The residuals (n,) that the fit squares and sums, and their Jacobian (n, 4) in theta:
-      "loss"  L_model - L            the paper's least squares on the loss (docs/papers.md sec. 3)
-      "log"   log L_model - log L    relative errors: every point weighs the same whatever its loss
-    """
-    log_f, jac = _log_law(theta, log_r, log_s)
+    log_f, jac = -alpha * log_r + z, np.stack([-log_r, -w * log_s, w, np.exp(c - z)], axis=1)
     if objective == "log":
         return log_f - np.log(L), jac
     with np.errstate(over="ignore", invalid="ignore"):  # a wild trial step may overflow: its cost is inf, rejected
@@ -332,11 +245,9 @@ def _residuals(theta, log_r, log_s, L, objective):
 
 
 def _levenberg_marquardt(theta, residuals, max_iter=500):
-    """
-    Minimise sum residuals(theta)^2 by damped Gauss-Newton (Levenberg-Marquardt with Marquardt's diagonal
-    scaling); residuals(theta) -> (res (n,), jac (n, 4)). Returns (theta, cost). A local method: the caller
-    starts it from several points (_initial_thetas) and keeps the best.
-    """
+    """Minimise sum residuals(theta)^2 by damped Gauss-Newton (Levenberg-Marquardt with Marquardt's diagonal
+    scaling); residuals(theta) -> (res (n,), jac (n, 4)). Returns (theta, cost). A local method: the caller starts
+    it from several points (_initial_thetas) and keeps the best."""
     theta = np.asarray(theta, dtype=np.float64)
     res, J = residuals(theta)
     cost, lam = float(res @ res), 1e-3
@@ -366,14 +277,12 @@ def _levenberg_marquardt(theta, residuals, max_iter=500):
 
 
 def _initial_thetas(r, s, L, n_starts, residuals):
-    """
-    Starting points for the fit. alpha: within one step s, log L = -alpha log r + const(s) (the law separates r
-    and s), so alpha is minus the slope of log L on log r after removing per-step means (fixed effects). Then,
-    on a grid of beta, L r^alpha = P s^-beta + Q is linear in (P, Q) = (A B, A C): solve it, keep the n_starts
-    grid points with the smallest cost under the fit's own objective (`residuals`).
-    """
+    """Starting points for the fit. alpha: within one step s, log L = -alpha log r + const(s), so alpha is minus
+    the slope of log L on log r after removing per-step means. Then, on a grid of beta, L r^alpha = P s^-beta + Q
+    is linear in (P, Q) = (A B, A C): solve it and keep the n_starts grid points of smallest cost."""
     log_r, log_s, log_L = np.log(r), np.log(s), np.log(L)
     _, group = np.unique(s, return_inverse=True)
+
     def demean(v):
         return v - (np.bincount(group, weights=v) / np.bincount(group))[group]
     x, y = demean(log_r), demean(log_L)
@@ -401,90 +310,70 @@ def _initial_thetas(r, s, L, n_starts, residuals):
     return [t for _, t in starts[:n_starts]]
 
 
-def _group_observations(observations):
-    """list of (domain, r, s, loss) or {domain: (r, s, loss) | {"r", "s", "loss"}} -> {domain: (r, s, L)}."""
-    if isinstance(observations, dict):
-        grouped = {}
-        for d, v in observations.items():
-            if isinstance(v, dict):
-                v = (v["r"], v["s"], v["loss"])
-            r, s, L = (np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in v)
-            _check_domain_arrays(d, r, s, L)
-            grouped[d] = (r, s, L)
-        return grouped
-    rows = {}
-    for i, ob in enumerate(observations):
-        _check_observation_row(i, ob)
-        d, r, s, L = ob
-        rows.setdefault(d, []).append((float(r), float(s), float(L)))
-    return {d: tuple(np.array(col) for col in zip(*v)) for d, v in rows.items()}
-
-
 def fit_bimix(observations, n_starts=4, objective="loss"):
-    """
-    Fit the BiMix law L_i(r, s) = A_i / r^alpha_i * (B_i / s^beta_i + C_i) per domain (docs/papers.md sec. 3).
-
-    objective: "loss" (default) minimises sum (L_model - L)^2 over the domain's points, the paper's least squares
-    on the losses; "log" minimises sum (log L_model - log L)^2 (squared relative errors), a different problem.
-    Either is solved here by Levenberg-Marquardt from n_starts initialisations (_initial_thetas); the paper used
-    SciPy's trust-region-reflective solver on the "loss" objective, which reaches the same minimum.
-    observations: list of (domain, r, s, loss), or {domain: (r, s, loss) arrays}. Needs per domain >= 5 points,
-    >= 2 distinct r, >= 2 distinct s, all > 0.
-
-    Returns {domain: {"A", "B", "C", "alpha", "beta", "objective", "n", "mre", "r2_log"}} with the gauge C = 1
-    (A, B, C are only defined up to (kA, B/k, C/k); B = 1 instead when C is negligible next to B / s^beta), mre the mean relative error |L_fit - L| / L over the
-    domain's points and r2_log the R^2 of log L (the paper's two fit-quality numbers, docs/papers.md sec. 3).
-    """
+    """Fit L_i(r, s) = A_i / r^alpha_i * (B_i / s^beta_i + C_i) per domain by Levenberg-Marquardt from n_starts
+    initialisations. observations: list of (domain, r, s, loss), or {domain: (r, s, loss) arrays}; per domain
+    >= 5 points, >= 2 distinct r and s, all > 0. objective: "loss" (the paper's least squares on L) or "log".
+    Returns {domain: {"A", "B", "C", "alpha", "beta", "objective", "n", "mre", "r2_log"}}, gauge C = 1 (B = 1
+    when C is negligible next to B / s^beta); mre = mean |L_fit - L| / L, r2_log = R^2 of log L (the paper's two
+    fit-quality numbers)."""
     grouped = _group_observations(observations)
     _check_fit_args(grouped, objective)
     return {d: _fit_domain(r, s, L, n_starts, objective) for d, (r, s, L) in grouped.items()}
 
 
+def _group_observations(observations):
+    """list of (domain, r, s, loss) or {domain: (r, s, loss) | {"r", "s", "loss"}} -> {domain: (r, s, L)}."""
+    if isinstance(observations, dict):
+        grouped = {}
+        for d, v in observations.items():
+            r, s, L = (np.atleast_1d(np.asarray(a, dtype=np.float64))
+                       for a in ((v["r"], v["s"], v["loss"]) if isinstance(v, dict) else v))
+            if not (r.shape == s.shape == L.shape and r.ndim == 1):
+                raise ValueError(f"fit_bimix: domain {d!r}: r, s, loss must be 1-D arrays of one length, "
+                                 f"got shapes {r.shape}, {s.shape}, {L.shape}")
+            grouped[d] = (r, s, L)
+        return grouped
+    rows = {}
+    for i, ob in enumerate(observations):
+        if len(ob) != 4:
+            raise ValueError(f"fit_bimix: observation {i} is {ob!r}, expected (domain, r, s, loss)")
+        rows.setdefault(ob[0], []).append(tuple(float(v) for v in ob[1:]))
+    return {d: tuple(np.array(col) for col in zip(*v)) for d, v in rows.items()}
+
+
 def _fit_domain(r, s, L, n_starts, objective):
     """The law's coefficients (gauge C = 1) and fit quality for one domain's points r, s, L (each (n,))."""
     log_r, log_s = np.log(r), np.log(s)
+
     def residuals(theta):
         return _residuals(theta, log_r, log_s, L, objective)
     fits = [_levenberg_marquardt(t, residuals) for t in _initial_thetas(r, s, L, n_starts, residuals)]
-    theta, _ = min(fits, key=lambda t: t[1])  # the best local minimum over the starts
-    alpha, beta, a, c = (float(x) for x in theta)  # A*B = e^a, A*C = e^c
+    alpha, beta, a, c = (float(x) for x in min(fits, key=lambda t: t[1])[0])  # A*B = e^a, A*C = e^c
     if a - c < 700:  # the gauge C = 1
         coef = {"A": math.exp(c), "B": math.exp(a - c), "C": 1.0, "alpha": alpha, "beta": beta}
     else:  # C ~ 0 next to B (a pure power law in s): B = e^(a-c) would overflow, so the gauge B = 1
         coef = {"A": math.exp(a), "B": 1.0, "C": math.exp(c - a), "alpha": alpha, "beta": beta}
-    return dict(coef, objective=objective, **_fit_quality(coef, r, s, L))
-
-
-def _fit_quality(coef, r, s, L):
-    """The paper's two fit-quality numbers (docs/papers.md sec. 3 "Fit quality"): mean relative error and R^2 of
-    log L, over one domain's points."""
     pred, log_L = bimix_loss(coef, r, s), np.log(L)                             # (n,), (n,)
-    ss_tot = float(((log_L - log_L.mean()) ** 2).sum())
-    ss_res = float(((np.log(pred) - log_L) ** 2).sum())
-    return {"n": int(len(L)), "mre": float(np.mean(np.abs(pred - L) / L)),
-            "r2_log": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")}
-
-
-def _log_K(params, domains, s):
-    """log K_i = log(A_i (B_i s^-beta_i + C_i)): the loss at r_i = 1, so that L_i = K_i r_i^-alpha_i."""
-    with np.errstate(divide="ignore"):  # B = 0 or C = 0 are valid limits: log 0 = -inf, logaddexp copes
-        return np.array([np.log(params[d]["A"]) + np.logaddexp(np.log(params[d]["B"]) - params[d]["beta"] *
-                         math.log(s), np.log(params[d]["C"])) for d in domains])
+    ss_tot, ss_res = float(((log_L - log_L.mean()) ** 2).sum()), float(((np.log(pred) - log_L) ** 2).sum())
+    return dict(coef, objective=objective, n=int(len(L)), mre=float(np.mean(np.abs(pred - L) / L)),
+                r2_log=1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"))
 
 
 def optimal_mixture(params, s):
-    """
-    BiMix optimal mixture at step budget s (docs/papers.md sec. 3 "Optimal mixture"): minimise
-    mean_i K_i r_i^-alpha_i subject to sum r_i = 1, r_i > 0. Convex for alpha_i > 0, so the stationary point is the
-    minimum: r_i(lambda) = (alpha_i K_i / lambda)^(1/(alpha_i+1)), with lambda the root of sum_i r_i(lambda) = 1,
-    found by bisection on log lambda. sum r_i is decreasing in lambda, and the bracket is exact:
-    at log lambda = max_i log(alpha_i K_i) one r_i is 1 (sum >= 1); at max_i [log(alpha_i K_i) +
-    (alpha_i+1) log n] every r_i <= 1/n (sum <= 1). Returns {domain: r}.
-    """
+    """BiMix's optimal mixture at step budget s: minimise mean_i K_i r_i^-alpha_i subject to sum r_i = 1, where
+    K_i = A_i (B_i s^-beta_i + C_i). Convex for alpha_i > 0, so the stationary point is the minimum:
+    r_i(lambda) = (alpha_i K_i / lambda)^(1/(alpha_i+1)), lambda the root of sum_i r_i = 1, found by bisection on
+    log lambda between max_i log(alpha_i K_i) (one r_i is 1) and max_i [log(alpha_i K_i) + (alpha_i+1) log n]
+    (every r_i <= 1/n). Returns {domain: r}."""
     _check_optimum_args(params, s)
     domains = list(params)
     alpha = np.array([float(params[d]["alpha"]) for d in domains])              # (n,)
-    log_aK = np.log(alpha) + _log_K(params, domains, s)                         # log(alpha_i K_i), (n,)
+    with np.errstate(divide="ignore"):  # B = 0 or C = 0 are valid limits: log 0 = -inf, logaddexp copes
+        log_K = np.array([np.log(params[d]["A"]) + np.logaddexp(np.log(params[d]["B"]) - params[d]["beta"] *
+                          math.log(s), np.log(params[d]["C"])) for d in domains])
+    log_aK = np.log(alpha) + log_K                                              # log(alpha_i K_i), (n,)
+
     def log_r(log_lam):
         return (log_aK - log_lam) / (alpha + 1.0)
     lo, hi = log_aK.max(), (log_aK + (alpha + 1.0) * math.log(len(domains))).max()
@@ -502,96 +391,83 @@ def optimal_mixture(params, s):
 
 
 def predict_losses(params, mixture, s):
-    """BiMix predicted validation loss per domain at step s for a mixture {domain: r} (missing domains: r = 0,
-    whose predicted loss is inf). Returns {domain: loss}; the objective of optimal_mixture is their mean."""
-    _check_prediction_args(params, mixture)
+    """The law's val loss per domain at step s for a mixture {domain: r} (r = 0: inf). Returns {domain: loss}."""
+    unknown = [d for d in mixture if d not in params]
+    if unknown:
+        raise ValueError(f"predict_losses: unknown domain(s) {unknown}; fitted domains are {list(params)}")
     out = {}
     for d in params:
         r = float(mixture.get(d, 0.0))
+        if r < 0:
+            raise ValueError(f"predict_losses: mixture[{d!r}]={r} is negative")
         out[d] = float("inf") if r == 0 else bimix_loss(params[d], r, s)  # r^-alpha -> inf as r -> 0
     return out
 
 
-# -------------------------------------------------------------------------------------------------------------
-# Reading proxy runs (run out_dir layout in docs/contracts.md)
-
-
-def _run_mixture(run_dir):
+def run_mixture(run_dir):
+    """The resolved mixture {domain: r} a train.py run recorded in its config.json."""
     path = os.path.join(run_dir, "config.json")
-    _check_run_config_exists(path, run_dir)
-    mixture = _read_json(path).get("mixture")
-    _check_run_mixture(path, mixture)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a train.py out_dir?")
+    with open(path) as f:
+        try:
+            mixture = json.load(f).get("mixture")
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if not isinstance(mixture, dict):
+        raise ValueError(f"{path}: 'mixture' is {mixture!r}, expected the resolved dict {{domain: r}}")
     return {d: float(r) for d, r in mixture.items()}
 
 
 def observations_from_runs(run_dirs):
-    """
-    BiMix fitting points from train.py runs: list of (domain, r, s, loss). r from the run's config.json
-    "mixture" (or an evaluation line's own "mixture" when present), s = "iter" and loss = "val_loss"[domain]
-    from the evaluation lines of metrics.jsonl. Skipped: iter 0 (s^-beta is infinite there), domains with
-    r = 0 in that run (the law has r^-alpha), non-finite losses (a diverged run) and lines that are not JSON (a
-    run killed mid-write), the last two with a warning; a resumed run that evaluated one iter twice keeps the last.
-    """
+    """BiMix fitting points (domain, r, s, loss) from train.py runs: r from an evaluation's own "mixture" (else
+    the run's config.json), s its iter, loss its val_loss[domain]. Skipped: iter 0 (s^-beta is infinite there),
+    domains a run left out (r = 0), and non-finite losses (a diverged run; with a warning)."""
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
     obs = []
     for run_dir in run_dirs:
-        mixture = _run_mixture(run_dir)
-        by_iter = {int(rec["iter"]): rec for rec in read_metrics(run_dir, log=warnings.warn)
-                   if isinstance(rec.get("val_loss"), dict) and rec.get("iter", 0) > 0}
+        mixture = run_mixture(run_dir)
         nonfinite = 0
-        for it in sorted(by_iter):
-            rec = by_iter[it]
+        for rec in read_evals(run_dir, log=warnings.warn)[0]:
+            if rec["iter"] == 0:
+                continue
             mix = rec.get("mixture") if isinstance(rec.get("mixture"), dict) else mixture
-            for d, loss in rec["val_loss"].items():
+            for d, loss in (rec.get("val_loss") or {}).items():
                 if float(mix.get(d, 0.0)) <= 0:
                     continue
                 if loss is None or not math.isfinite(loss):
                     nonfinite += 1
                     continue
-                obs.append((d, float(mix[d]), float(it), float(loss)))
+                obs.append((d, float(mix[d]), float(rec["iter"]), float(loss)))
         if nonfinite:
             warnings.warn(f"{run_dir}/metrics.jsonl: skipped {nonfinite} non-finite validation loss(es)")
     return obs
 
 
 # -------------------------------------------------------------------------------------------------------------
-# CLI
-
+# Command line
 
 def _fmt(x, spec="7.4f"):
     return "-" if x is None else format(x, spec)
 
 
 def print_entropy_table(dataset_dir):
-    meta = _load_meta(dataset_dir)
+    domains = list(load_meta(dataset_dir)["domains"])
     ents = dataset_entropies(dataset_dir)
-    domains = list(meta["domains"])
     total = sum(e["tokens"] for e in ents.values())
-    mixes = {}
-    for key in ENTROPIES:
-        if all(ents[d][key] is not None for d in domains):
-            mixes[key] = entropy_mixture({d: ents[d][key] for d in domains})
+    mixes = {k: entropy_mixture({d: ents[d][k] for d in domains}) for k in ENTROPIES
+             if all(ents[d][k] is not None for d in domains)}
     w = max(len("domain"), *(len(d) for d in domains))
-    head = f"{'domain':<{w}} {'tokens':>13} " + " ".join(f"{k:>7}" for k in ENTROPIES)
-    head += "  | " + " ".join(f"{n:>7}" for n in ["natural"] + [f"r_{k}" for k in ENTROPIES])
+    head = (f"{'domain':<{w}} {'tokens':>13} " + " ".join(f"{k:>7}" for k in ENTROPIES) + "  | "
+            + " ".join(f"{n:>7}" for n in ["natural"] + [f"r_{k}" for k in ENTROPIES]))
     print(f"{dataset_dir} (entropies in nats over the train split; proportions: natural by size, r_H = softmax H)")
-    print(head)
-    print("-" * len(head))
+    print(head + "\n" + "-" * len(head))
     for d in domains:
         e = ents[d]
-        row = f"{d:<{w}} {e['tokens']:>13,} " + " ".join(_fmt(e[k]) for k in ENTROPIES)
-        row += "  | " + _fmt(e["tokens"] / total if total else None)
-        row += " " + " ".join(_fmt(mixes[k][d] if k in mixes else None) for k in ENTROPIES)
-        print(row)
-
-
-def _rounded_mixture(r, digits=4):
-    """Round for pasting into a config; put the rounding slack on the largest domain so it sums to 1."""
-    out = {d: round(x, digits) for d, x in r.items()}
-    top = max(out, key=out.get)
-    out[top] = round(out[top] + 1.0 - sum(out.values()), digits)
-    return out
+        print(f"{d:<{w}} {e['tokens']:>13,} " + " ".join(_fmt(e[k]) for k in ENTROPIES) + "  | "
+              + _fmt(e["tokens"] / total if total else None) + " "
+              + " ".join(_fmt(mixes[k][d] if k in mixes else None) for k in ENTROPIES))
 
 
 def print_fit(run_dirs, steps=None, objective="loss"):
@@ -606,30 +482,30 @@ def print_fit(run_dirs, steps=None, objective="loss"):
     print(f"BiMix fit on {len(run_dirs)} run(s), {len(obs)} points: L = A / r^alpha * (B / s^beta + C), gauge C=1; "
           f"least squares on {what}")
     head = f"{'domain':<{w}} {'n':>4} {'A':>10} {'B':>10} {'C':>5} {'alpha':>8} {'beta':>8} {'MRE':>8} {'R2(log)':>8}"
-    print(head)
-    print("-" * len(head))
+    print(head + "\n" + "-" * len(head))
     for d in domains:
         p = params[d]
         print(f"{d:<{w}} {p['n']:>4} {p['A']:>10.4g} {p['B']:>10.4g} {p['C']:>5.3g} {p['alpha']:>8.4f} "
               f"{p['beta']:>8.4f} {p['mre']:>8.3%} {p['r2_log']:>8.4f}")
     opt = optimal_mixture(params, s)
     print(f"\npredicted mean val loss at s={s:g}:")
-    candidates = {"optimal": opt, "uniform": {d: 1.0 / len(domains) for d in domains}}
-    for run_dir in run_dirs:
-        candidates[run_dir] = _run_mixture(run_dir)
-    for name, mix in candidates.items():
-        mix = {d: r for d, r in mix.items() if d in params}
-        L = predict_losses(params, mix, s)
-        shown = " ".join(f"{d}={mix.get(d, 0.0):.4f}" for d in domains)
+    candidates = {"optimal": opt, "uniform": {d: 1.0 / len(domains) for d in domains},
+                  **{run_dir: run_mixture(run_dir) for run_dir in run_dirs}}
+    for name, m in candidates.items():
+        m = {d: r for d, r in m.items() if d in params}
+        L = predict_losses(params, m, s)
+        shown = " ".join(f"{d}={m.get(d, 0.0):.4f}" for d in domains)
         print(f"  {name:<{max(12, *(len(n) for n in candidates))}} {np.mean(list(L.values())):.4f}   {shown}")
-    print(f"\n# optimal BiMix mixture at s={s:g}; paste into a train config:")
-    print(f"mixture = {_rounded_mixture(opt)}")
+    rounded = {d: round(x, 4) for d, x in opt.items()}  # for a config: the rounding slack on the largest domain
+    top = max(rounded, key=rounded.get)
+    rounded[top] = round(rounded[top] + 1.0 - sum(rounded.values()), 4)
+    print(f"\n# optimal BiMix mixture at s={s:g}; paste into a train config:\nmixture = {rounded}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="BiMix data mixing (Ge et al. 2024): entropy mixtures of a "
                                      "dataset, or fit the bivariate scaling law on proxy runs.")
-    parser.add_argument("paths", nargs="+", help="a dataset folder (data/<name>), or run out_dirs with --fit")
+    parser.add_argument("paths", nargs="+", help="a dataset name or folder, or run out_dirs with --fit")
     parser.add_argument("--fit", action="store_true", help="fit BiMix on the given run out_dirs")
     parser.add_argument("--steps", type=float, default=None,
                         help="step budget s for the optimal mixture (default: the largest s seen)")
@@ -642,57 +518,18 @@ def main(argv=None):
         if args.fit:
             print_fit(args.paths, args.steps, args.objective)
         else:
-            print_entropy_table(args.paths[0])
+            from data.loader import dataset_dir
+            print_entropy_table(dataset_dir(args.paths[0]))
     except (FileNotFoundError, ValueError) as e:  # they say what is wrong and what to do: no traceback
         raise SystemExit(f"mix.py: {e}") from None
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Validation: every check of the public functions above, each called once where its inputs are known. The
-# messages are part of the interface (tests match them): say what is wrong and what to do.
-
-
-def _check_entropy_args(n, chunk):
-    if n < 2:
-        raise ValueError(f"domain_entropies: need at least 2 tokens for pair statistics, got {n}")
-    if chunk < 1:
-        raise ValueError(f"domain_entropies: chunk must be >= 1, got {chunk}")
-
-
-def _check_token_ids(ids, V):
-    if ids.min() < 0 or ids.max() >= V:
-        raise ValueError(f"domain_entropies: token id {int(ids.max()) if ids.max() >= V else int(ids.min())} "
-                         f"outside [0, vocab_size={V})")
-
-
-def _check_vne_args(n, seq_len, dim):
-    if n < seq_len:
-        raise ValueError(f"domain_vne: domain has {n} tokens, fewer than seq_len={seq_len}")
-    if dim & (dim - 1) or dim < 2:  # the hash keeps top bits: only a power of 2 fills [0, dim) evenly
-        raise ValueError(f"domain_vne: dim must be a power of 2, got {dim}")
-
-
-def _check_entropy_values(entropies):
-    if not entropies:
-        raise ValueError("entropy_mixture: no domains")
-    if not all(math.isfinite(float(v)) for v in entropies.values()):
-        raise ValueError(f"entropy_mixture: non-finite entropy in {entropies}")
-
-
-def _check_meta_exists(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: a dataset folder holds meta.json and <domain>/train.bin "
-                                f"(see docs/contracts.md); run data/prepare.py first")
-
-
-def _check_meta(path, meta):
-    if not meta.get("domains"):
-        raise ValueError(f"{path} lists no domains")
-
+# Argument checks: each says what is wrong and what to do
 
 def _check_mixture_spec(spec, domains, train_tokens, dataset_dir):
-    """resolve_mixture's rules: a known name usable on this dataset, or a dict of finite weights >= 0 over known,
-    non-empty domains, not all zero (a sum away from 1 only warns: the weights are normalised)."""
+    """A known name usable on this dataset, or a dict of finite weights >= 0 over known, non-empty domains, not all
+    zero (a sum away from 1 only warns: the weights are normalised)."""
     empty = [d for d in domains if train_tokens[d] == 0]
     if spec is None or isinstance(spec, str):
         name = "natural" if spec is None else spec.strip().lower()
@@ -727,50 +564,27 @@ def _check_mixture_spec(spec, domains, train_tokens, dataset_dir):
                       f"(they are treated as relative weights)")
 
 
-def _check_entropies_defined(name, ents, domains):
-    key = name.upper()
-    missing = [d for d in domains if ents[d][key] is None]
-    if missing:
-        raise ValueError(f"mixture={name!r}: {key} undefined for {missing} (too few train tokens; VNE "
-                         f"needs {VNE_SETTINGS['seq_len']})")
-
-
-def _check_domain_arrays(d, r, s, L):
-    if not (r.shape == s.shape == L.shape and r.ndim == 1):
-        raise ValueError(f"fit_bimix: domain {d!r}: r, s, loss must be 1-D arrays of one length, "
-                         f"got shapes {r.shape}, {s.shape}, {L.shape}")
-
-
-def _check_observation_row(i, ob):
-    if len(ob) != 4:
-        raise ValueError(f"fit_bimix: observation {i} is {ob!r}, expected (domain, r, s, loss)")
-
-
 def _check_fit_args(grouped, objective):
+    """Per domain: the law has r^-alpha and s^-beta (so all > 0), five coefficients (so >= 5 points), and
+    separates r from s only when both vary."""
     if not grouped:
         raise ValueError("fit_bimix: no observations")
     if objective not in FIT_OBJECTIVES:
         raise ValueError(f"fit_bimix: objective={objective!r} is unknown; use 'loss' (least squares on the loss, "
                          f"the paper's) or 'log' (on log loss)")
     for d, (r, s, L) in grouped.items():
-        _check_observations(d, r, s, L)
-
-
-def _check_observations(domain, r, s, L):
-    """One domain's points: the law has r^-alpha and s^-beta (so all > 0), five coefficients (so >= 5 points),
-    and separates r from s only when both vary."""
-    for name, v in (("r", r), ("s", s), ("loss", L)):
-        bad = ~np.isfinite(v) | (v <= 0)
-        if bad.any():
-            raise ValueError(f"fit_bimix: domain {domain!r}: {name} must be finite and > 0, got {v[bad][0]} "
-                             f"(the law has r^-alpha and s^-beta; drop points of domains a run left out)")
-    if len(L) < 5 or len(np.unique(r)) < 2 or len(np.unique(s)) < 2:
-        raise ValueError(f"fit_bimix: domain {domain!r}: too few observations ({len(L)} points, "
-                         f"{len(np.unique(r))} distinct r, {len(np.unique(s))} distinct s); BiMix needs >= 5 "
-                         f"points with >= 2 distinct proportions r and >= 2 distinct steps s")
-    if len(np.unique(s)) < 3:
-        warnings.warn(f"fit_bimix: domain {domain!r} has only 2 distinct steps s: beta and C are not "
-                      f"separately identifiable; evaluate at more steps")
+        for name, v in (("r", r), ("s", s), ("loss", L)):
+            bad = ~np.isfinite(v) | (v <= 0)
+            if bad.any():
+                raise ValueError(f"fit_bimix: domain {d!r}: {name} must be finite and > 0, got {v[bad][0]} "
+                                 f"(the law has r^-alpha and s^-beta; drop points of domains a run left out)")
+        if len(L) < 5 or len(np.unique(r)) < 2 or len(np.unique(s)) < 2:
+            raise ValueError(f"fit_bimix: domain {d!r}: too few observations ({len(L)} points, "
+                             f"{len(np.unique(r))} distinct r, {len(np.unique(s))} distinct s); BiMix needs >= 5 "
+                             f"points with >= 2 distinct proportions r and >= 2 distinct steps s")
+        if len(np.unique(s)) < 3:
+            warnings.warn(f"fit_bimix: domain {d!r} has only 2 distinct steps s: beta and C are not "
+                          f"separately identifiable; evaluate at more steps")
 
 
 def _check_optimum_args(params, s):
@@ -779,29 +593,9 @@ def _check_optimum_args(params, s):
     if s <= 0:
         raise ValueError(f"optimal_mixture: s must be > 0, got {s}")
     bad = [d for d in params if not float(params[d]["alpha"]) > 0]
-    if bad:  # the stationarity condition needs alpha_i > 0 (convexity, docs/papers.md sec. 3 "Optimal mixture")
+    if bad:  # the stationarity condition needs alpha_i > 0 (convexity)
         raise ValueError(f"optimal_mixture: alpha <= 0 for {bad}: their loss does not fall with more data, "
                          f"the law has no interior optimum (refit with more varied proportions)")
-
-
-def _check_prediction_args(params, mixture):
-    unknown = [d for d in mixture if d not in params]
-    if unknown:
-        raise ValueError(f"predict_losses: unknown domain(s) {unknown}; fitted domains are {list(params)}")
-    for d in params:
-        r = float(mixture.get(d, 0.0))
-        if r < 0:
-            raise ValueError(f"predict_losses: mixture[{d!r}]={r} is negative")
-
-
-def _check_run_config_exists(path, run_dir):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a train.py out_dir?")
-
-
-def _check_run_mixture(path, mixture):
-    if not isinstance(mixture, dict):
-        raise ValueError(f"{path}: 'mixture' is {mixture!r}, expected the resolved dict {{domain: r}}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """
-Run folders: everything that reads or writes a train.py out_dir. Checkpoints are written atomically (temp file,
-fsync, rename) and verified on load with a digest of every tensor, so a crash mid-write never leaves a half-written
-file under the real name, and a damaged file is named. Also the newest good checkpoint of a run, the metrics log
-reader, and the check that a grown or inherited run still matches the run it started from.
+Run folders: what train.py writes to out_dir, and the one way to read it back.
+
+  ckpt_<iter>.pt   checkpoints, written atomically (temp file, fsync, rename) with a SHA-256 digest of all they
+                   hold, so that a crash mid-write never leaves half a file under the real name and a damaged file
+                   is named when read; the model inside is built by grow.load_model (it may be mid-growth)
+  metrics.jsonl    one JSON object per line: evaluations, training logs, growth events (docs/training.md)
+  config.json      every setting of the run; source.json: the checkpoint a grown or inherited run started from
 """
 
 import errno
@@ -15,20 +18,14 @@ import shutil
 import numpy as np
 import torch
 
-import grow
-from model import GPT, config_from_dict
-
-DIGEST = "v2:"  # digests of everything in the checkpoint; older ones (no prefix) covered its tensors only
-
 
 class CheckpointError(RuntimeError):
     pass
 
 
-def _digest(obj, tensors_only=False):
-    """SHA-256 of a checkpoint's contents: every tensor's bytes, dtype and shape, and (unless tensors_only, the
-    format of checkpoints written before the counters were covered) every counter, setting and RNG state that a
-    resumed run trusts, so a changed iter_num or learning rate is caught like a flipped weight."""
+def _digest(obj):
+    """SHA-256 of everything in a checkpoint: every tensor's bytes, dtype and shape, and every counter, setting
+    and RNG state a resumed run trusts, so a changed iter_num or learning rate is caught like a flipped weight."""
     h = hashlib.sha256()
 
     def walk(o):
@@ -41,11 +38,9 @@ def _digest(obj, tensors_only=False):
                 h.update(str(k).encode())
                 walk(o[k])
         elif isinstance(o, (list, tuple)):
-            h.update(b"[" if not tensors_only else b"")
+            h.update(b"[")
             for v in o:
                 walk(v)
-        elif tensors_only:
-            return
         elif isinstance(o, np.ndarray):  # numpy's RNG state
             h.update(str((o.dtype, o.shape)).encode() + np.ascontiguousarray(o).tobytes())
         else:  # numbers, strings, None: repr is exact for floats and ints
@@ -54,26 +49,25 @@ def _digest(obj, tensors_only=False):
     return h.hexdigest()
 
 
-def _remove_stale_temp_files(folder):
-    """Temp files of checkpoint writes whose process is gone (killed mid-write): ckpt_*.pt.tmp.<pid>."""
-    for tmp in glob.glob(os.path.join(glob.escape(folder), "*.pt.tmp.*")):
-        pid = tmp.rsplit(".", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            os.remove(tmp)
-        except PermissionError:  # alive, another user's
-            pass
+def _alive(pid):
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def save_checkpoint(ckpt, path):
     """Atomically write a checkpoint dict: the file under `path` is always either the old one or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    _remove_stale_temp_files(folder)
-    ckpt = dict(ckpt, digest=DIGEST + _digest({k: v for k, v in ckpt.items() if k != "digest"}))
+    for tmp in glob.glob(os.path.join(glob.escape(folder), "*.pt.tmp.*")):  # a killed writer's: ckpt_*.pt.tmp.<pid>
+        pid = tmp.rsplit(".", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            os.remove(tmp)
+    ckpt = dict(ckpt, digest=_digest({k: v for k, v in ckpt.items() if k != "digest"}))
     tmp = f"{path}.tmp.{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
@@ -107,9 +101,7 @@ def load_checkpoint(path, map_location="cpu"):
                               f"({type(e).__name__}: {e}); use an earlier checkpoint") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_args" not in ckpt:
         raise CheckpointError(f"{path} is not a nanogrow checkpoint (no 'model' / 'model_args' entries)")
-    digest, rest = ckpt.get("digest"), {k: v for k, v in ckpt.items() if k != "digest"}
-    if digest is not None and digest != (DIGEST + _digest(rest) if digest.startswith(DIGEST) else
-                                         _digest(rest, tensors_only=True)):
+    if ckpt.get("digest") != _digest({k: v for k, v in ckpt.items() if k != "digest"}):
         raise CheckpointError(f"checkpoint {path} is corrupted: its contents (weights, counters or settings) do not "
                               f"match the digest written with it; use an earlier checkpoint")
     return ckpt
@@ -124,8 +116,8 @@ def checkpoint_paths(out_dir):
 
 
 def find_checkpoint(path, map_location="cpu", log=print):
-    """Load a checkpoint file, or the newest good one of a run folder. A damaged newest checkpoint is named and
-    skipped for the one before it, so a crash during a write (or a bad disk block) costs one interval, not the run."""
+    """A checkpoint file, or the newest good one of a run folder: (ckpt, its path). A damaged newest checkpoint is
+    named and skipped for the one before it, so a crash during a write costs one interval, not the run."""
     if os.path.isfile(path):
         return load_checkpoint(path, map_location), path
     paths = checkpoint_paths(path)
@@ -140,20 +132,9 @@ def find_checkpoint(path, map_location="cpu", log=print):
     raise CheckpointError(f"every checkpoint in {path} is damaged: {[os.path.basename(p) for p in paths]}")
 
 
-def model_from_checkpoint(path_or_ckpt, device="cpu"):
-    """Build the GPT stored in a checkpoint (a file, a run folder, or a loaded dict). Returns (model, ckpt)."""
-    ckpt = find_checkpoint(path_or_ckpt)[0] if isinstance(path_or_ckpt, str) else path_or_ckpt
-    model = GPT(config_from_dict(ckpt["model_args"]))
-    # checkpoints of torch.compile'd models carry an '_orig_mod.' prefix
-    state = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
-    grow.load_state(model, state)  # G_random blocks saved mid-ramp carry on ramping
-    return model.to(device), ckpt
-
-
 def stale_source(run_dir):
-    """None, or why a run started with init_from='grow' or 'inherit' no longer matches the run it started from:
-    its grow_from / inherit_from (a checkpoint, or a run folder's newest one) now holds other weights, because
-    that run was trained again or further. train.py records the source in out_dir/source.json."""
+    """None, or why a run started with init_from='grow' or 'inherit' no longer matches the run it started from
+    (that run was trained again or further since): train.py records the source in out_dir/source.json."""
     path = os.path.join(run_dir, "source.json")
     if not os.path.isfile(path):
         return None
@@ -173,8 +154,8 @@ def stale_source(run_dir):
 
 
 def read_metrics(run_dir, log=print):
-    """The records of a run's metrics.jsonl (run_dir may also be the file itself), oldest first; the format is in
-    docs/contracts.md. A line that is not JSON, the one a killed run was writing, is named and skipped."""
+    """The records of a run's metrics.jsonl (run_dir may also be the file itself), oldest first. A line that is
+    not JSON, the one a killed run was writing, is named and skipped."""
     path = run_dir if os.path.isfile(run_dir) else os.path.join(run_dir, "metrics.jsonl")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: is {run_dir} a train.py out_dir?")
@@ -188,3 +169,25 @@ def read_metrics(run_dir, log=print):
             except json.JSONDecodeError:
                 log(f"note: {path}:{n} is not valid JSON (cut short by a crash?); skipped")
     return records
+
+
+def read_evals(run_dir, log=print):
+    """(evaluation lines, events) of a run, in training order: every reader of a run's losses uses this. A resumed
+    run re-logs from its checkpoint on, so an evaluation whose iter does not exceed the previous one's replaces
+    the points the interrupted attempt had written past it."""
+    evals, events = [], {}
+    for rec in read_metrics(run_dir, log):
+        if "event" in rec:
+            events[rec["event"], rec.get("tokens")] = rec
+        elif rec.get("val_loss_mean") is not None:
+            while evals and evals[-1]["iter"] >= rec["iter"]:
+                evals.pop()
+            evals.append(rec)
+    if not evals:
+        raise ValueError(f"{run_dir}/metrics.jsonl has no evaluation line (val_loss_mean); did the run evaluate?")
+    return evals, list(events.values())
+
+
+def final_eval(run_dir):
+    """The last evaluation line of a run: its final val loss is val_loss_mean."""
+    return read_evals(run_dir, log=lambda *a: None)[0][-1]

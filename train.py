@@ -1,13 +1,13 @@
 """
-One trainer for every experiment: scratch, resume, growth (Gstack and friends), inheritance (Inheritune) and
-data mixtures (BiMix). Runs unchanged on a CPU, one GPU, or many under torchrun (DDP):
+One trainer for every experiment: scratch, resume, growth (Gstack and friends), inheritance (Inheritune) and data
+mixtures (BiMix). Runs unchanged on a CPU, one GPU, or many under torchrun (DDP):
 
     python train.py                                          # small model on the offline corpus, CPU or GPU
     python train.py config/gstack_tiny.py --max_iters=500    # a config file, then --key=value overrides
     torchrun --standalone --nproc_per_node=8 train.py config/gstack_410m.py
 
 Reads top to bottom: settings, setup, model, one training loop. Each run writes to out_dir: config.json,
-metrics.jsonl (one JSON object per line; docs/contracts.md) and the last `keep_checkpoints` checkpoints.
+metrics.jsonl (one JSON object per line; docs/training.md) and the last `keep_checkpoints` checkpoints.
 """
 
 import contextlib
@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from itertools import count
 
 import numpy as np
@@ -30,11 +31,11 @@ import grow
 import inherit
 from configurator import (ConfigError, check_device, check_train_settings, given_settings, install_error_hook,
                           model_args, model_settings, settings_help)
-from data.loader import Batcher, DataError, check_tokenizer, domain_losses, load_meta, tokenizer_record
+from data.loader import Batcher, DataError, check_tokenizer, dataset_dir, domain_losses, load_meta, tokenizer_record
+from hf import from_hf
 from mix import resolve_mixture
-from model import GPT, GPTConfig, config_dict, from_hf
-from runs import (CheckpointError, checkpoint_paths, find_checkpoint, model_from_checkpoint, read_metrics,
-                  save_checkpoint)
+from model import GPT, GPTConfig
+from runs import CheckpointError, checkpoint_paths, find_checkpoint, read_metrics, save_checkpoint
 
 # Our own errors (a bad setting, dataset or checkpoint; a full or read-only disk) already say what is wrong and
 # what to do: they print as one message. Anything else is a bug and keeps its traceback.
@@ -105,7 +106,7 @@ grow_learn_lr = 1e-3            # 'learn': learning rate of the growth maps
 grow_schedule = "restart"       # after growth: 'restart' warmup + cosine (the paper) or 'continue' the schedule
 grow_learning_rate = 0.0        # peak LR of the grown model (0: learning_rate); the paper's base uses 1e-3
 grow_opts = None                # more options of the operator (grow.py), e.g. {'schedule': 'single'} or
-                                # {'layout': 'fan_out_zero', 'rescale_norms': False}; None: the official defaults
+                                # {'layout': 'fan_out_zero', 'rescale_norms': False}; None: the operator's defaults
 # inheritance (inherit.py): init_from='inherit' takes blocks of the reference in inherit_from
 inherit_from = ""               # init_from='inherit': the reference run (folder) or checkpoint
 inherit_n_layer = 0             # blocks to inherit (the first n)
@@ -128,26 +129,19 @@ if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
     sys.exit(0)
 given = given_settings(defaults, sys.argv[1:])  # what this command line asks for, config files included
 typed = given_settings(defaults, [a for a in sys.argv[1:] if a.startswith("--")])  # ... as --key=value itself
-recorded = {}  # resume: the run's own settings, from its config.json
+recorded = {}  # resume: the run's own settings, from its config.json, then whatever this command line changes
 run_config = os.path.join(given.get("out_dir", defaults["out_dir"]), "config.json")
 if given.get("init_from") == "resume" and os.path.isfile(run_config):
-    # resume continues the same run: its own settings first, then whatever this command line changes
     recorded = given_settings(defaults, [run_config])
-settings = check_train_settings({**defaults, **recorded, **given})
+settings = check_train_settings({**defaults, **recorded, **given})  # every value in range, before anything is built
 globals().update(settings)
-if init_from == "scratch":  # a shape that cannot be built (n_embd not divisible by n_head, ...) is named now
-    try:
-        GPTConfig(**model_args(settings))
-    except ValueError as e:
-        raise ConfigError(f"model settings: {str(e).removeprefix('GPTConfig: ').removeprefix('GPTConfig.')}") from None
 check_device(device)
+if init_from != "resume" and checkpoint_paths(out_dir):  # a new run would mix its checkpoints with the earlier run's
+    raise ConfigError(f"out_dir={out_dir} holds the checkpoints of an earlier run (newest: "
+                      f"{os.path.basename(checkpoint_paths(out_dir)[-1])}); continue it with --init_from=resume, "
+                      f"choose another out_dir, or delete them")
 # ----------------------------------------------------------------------------------------------------------------
 # processes, devices, precision
-_old_checkpoints = checkpoint_paths(out_dir) if init_from != "resume" else []
-if _old_checkpoints:  # a new run would mix its checkpoints with the earlier run's
-    raise SystemExit(f"out_dir={out_dir} holds the checkpoints of an earlier run (newest: "
-                     f"{os.path.basename(_old_checkpoints[-1])}); continue it with --init_from=resume, "
-                     f"choose another out_dir, or delete them")
 ddp = int(os.environ.get("RANK", -1)) != -1
 if device == "auto":
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -172,19 +166,9 @@ torch.backends.cuda.matmul.allow_tf32 = True
 torch.backends.cudnn.allow_tf32 = True
 torch.manual_seed(seed)
 log = print if master else (lambda *a, **k: None)
-if fsdp and not ddp:
-    raise SystemExit("fsdp=True shards over processes: launch with torchrun --nproc_per_node=N")
-if fsdp and dtype == "float16":  # GradScaler would see only each rank's gradient shard
-    raise SystemExit("fsdp=True with dtype='float16' is not supported: use bfloat16 (or float32)")
-if fsdp and grow_dim == "width" and grow_op == "random" and (grow_at_tokens or init_from == "grow"):
-    raise SystemExit("widthwise G_random masks new outputs with forward hooks and buffers, untested under FSDP: "
-                     "grow with another op, or without fsdp")
 
-source_ckpt = None  # init_from grow / inherit: the checkpoint this run starts from (read now: it may set block_size)
-if init_from in ("grow", "inherit"):
-    source_given = grow_from if init_from == "grow" else inherit_from
-    if not source_given:
-        raise ConfigError(f"init_from={init_from!r} needs {init_from}_from: the checkpoint or run folder to start from")
+source_given = grow_from if init_from == "grow" else inherit_from
+if init_from in ("grow", "inherit"):  # the checkpoint this run starts from, read now: it may set block_size
     source_ckpt, source_path = find_checkpoint(source_given, log=log)
     if "block_size" not in given:  # the source's context, rather than a default it may not have
         block_size = settings["block_size"] = source_ckpt["model_args"]["block_size"]
@@ -194,8 +178,8 @@ if init_from in ("grow", "inherit"):
 if total_batch_tokens:
     per_micro = batch_size * block_size * world_size
     if total_batch_tokens % per_micro:
-        raise SystemExit(f"total_batch_tokens={total_batch_tokens} is not a multiple of batch_size*block_size*"
-                         f"world_size={per_micro}; pick a multiple")
+        raise ConfigError(f"total_batch_tokens={total_batch_tokens} is not a multiple of batch_size*block_size*"
+                          f"world_size={per_micro}; pick a multiple")
     gradient_accumulation_steps = total_batch_tokens // per_micro * world_size
 elif gradient_accumulation_steps % world_size:  # it counts micro-batches over all processes: a multiple of them
     _rounded = -(-gradient_accumulation_steps // world_size) * world_size
@@ -207,14 +191,15 @@ tokens_per_iter = batch_size * block_size * gradient_accumulation_steps
 if max_tokens:
     max_iters = math.ceil(max_tokens / tokens_per_iter)
 lr_decay_iters = lr_decay_iters or max_iters
-data_dir = dataset if os.path.isdir(dataset) or os.sep in dataset else os.path.join(os.path.dirname(__file__) or ".", "data", dataset)
+data_dir = dataset_dir(dataset)
 load_meta(data_dir)  # a missing or unfinished dataset is named before anything reads it
 try:
     mixture_resolved = resolve_mixture(mixture, data_dir)
 except ValueError as e:
-    raise SystemExit(f"mixture={mixture!r}: {e}") from None
+    raise ConfigError(f"mixture={mixture!r}: {e}") from None
 batcher = Batcher(data_dir, block_size, batch_size, steps_batch=batch_size * gradient_accumulation_steps,
                   mixture=mixture_resolved, seed=seed, device=device)
+data_tokenizer = tokenizer_record(batcher.meta)  # recorded in every checkpoint: what its token ids mean
 
 
 def grown(small, at_iter):
@@ -232,9 +217,8 @@ def grown(small, at_iter):
 
 
 def learn_flops(big):
-    """The compute G_learn spent fitting its maps: grow_learn_steps forward+backward passes of the grown model on
-    one micro-batch per process, counted as training steps (6N per token). Its tokens are not added to
-    tokens_seen: they are the batches of the steps ahead, which the run trains on anyway."""
+    """G_learn's compute fitting its maps: grow_learn_steps training steps of the grown model on one micro-batch
+    per process (its tokens are the batches of the steps ahead, which the run trains on anyway: not counted)."""
     if grow_op != "learn":
         return 0
     return grow_learn_steps * batch_size * block_size * world_size * big.flops_per_token(block_size)
@@ -247,76 +231,65 @@ grow_iter = None            # iteration at which this run grew (restarts the sch
 data_offset = 0             # step iter_num trains on the batches of data step data_offset + iter_num (data/loader.py)
 schedule_start = 0
 ckpt = None
-data_tokenizer = tokenizer_record(batcher.meta)  # recorded in every checkpoint: what its token ids mean
-if init_from == "resume":
+if init_from == "scratch":
+    model = GPT(GPTConfig(**dict(model_args(settings), vocab_size=vocab_size or 64 * math.ceil(batcher.meta["vocab_size"] / 64))))
+elif init_from == "resume":
     ckpt, ckpt_path = find_checkpoint(out_dir, log=log)
     log(f"resuming from {ckpt_path}")
-    check_tokenizer(ckpt, batcher.meta, f"checkpoint {ckpt_path}", data_dir, log=log)
-    model, _ = model_from_checkpoint(ckpt)
+    check_tokenizer(ckpt, batcher.meta, f"checkpoint {ckpt_path}", data_dir)
+    model = grow.load_model(ckpt)
     iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
     best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
-    data_offset = ckpt.get("data_offset", 0)  # checkpoints from before grow_data: every run started at data step 0
-elif init_from == "scratch":
-    meta_vocab = batcher.meta["vocab_size"]
-    model = GPT(GPTConfig(**dict(model_args(settings), vocab_size=vocab_size or 64 * math.ceil(meta_vocab / 64))))
-elif init_from == "grow":
-    small_ckpt, path = source_ckpt, source_path
-    check_tokenizer(small_ckpt, batcher.meta, f"grow_from checkpoint {path}", data_dir, log=log)
-    small, _ = model_from_checkpoint(small_ckpt)
-    source = {"checkpoint": os.path.abspath(path), "iter_num": small_ckpt.get("iter_num"),
-              "digest": small_ckpt.get("digest")}
+    data_offset = ckpt["data_offset"]
+    if ckpt["fsdp"] != fsdp:
+        raise ConfigError(f"{ckpt_path} was written with fsdp={ckpt['fsdp']}; resume with the same fsdp setting "
+                          f"(its optimizer state is stored in that layout)")
+elif init_from in ("grow", "inherit"):
+    check_tokenizer(source_ckpt, batcher.meta, f"{init_from}_from checkpoint {source_path}", data_dir)
+    source = {"checkpoint": os.path.abspath(source_path), "iter_num": source_ckpt.get("iter_num"),
+              "digest": source_ckpt.get("digest"), "init_from": init_from,
+              "given": os.path.abspath(source_given)}
+    small = grow.load_model(source_ckpt)
     try:
-        grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd,
-                             grow_opts)
+        if init_from == "grow":
+            grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd, grow_opts)
+            # the base trained on data steps [its offset, its offset + its iter_num); batches are a function of
+            # (seed, step), so starting at step 0 would train the large model first on exactly those batches again
+            data_offset = source_ckpt["data_offset"] + (source_ckpt["iter_num"] if grow_data == "continue" else 0)
+            model = grown(small.to(device), 0)
+            # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
+            tokens_seen, flops_seen = source_ckpt["tokens_seen"], source_ckpt["flops"] + learn_flops(model)
+            grow_iter = 0
+            log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} "
+                f"{grow_op} to {model.config.n_layer} layers, {model.config.n_embd} wide; data from step "
+                f"{data_offset} ({grow_data})")
+        else:
+            kwargs = {k: v for k, v in (("parts", inherit_parts), ("fresh_init", inherit_fresh_init)) if v is not None}
+            model = inherit.inherit(small, inherit_n_layer, layers=inherit_layers, **kwargs)
+            log(f"inherited {model.config.n_layer} of {small.config.n_layer} layers from {inherit_from}")
     except (ValueError, TypeError) as e:
-        raise SystemExit(f"init_from='grow' from {grow_from}: {e}") from None
-    # the base trained on data steps [its offset, its offset + its iter_num); batches are a function of (seed, step),
-    # so starting this run at step 0 would train the large model first on exactly those batches again
-    data_offset = small_ckpt.get("data_offset", 0) + (small_ckpt["iter_num"] if grow_data == "continue" else 0)
-    model = grown(small.to(device), 0)
-    # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
-    tokens_seen, flops_seen, grow_iter = small_ckpt["tokens_seen"], small_ckpt["flops"] + learn_flops(model), 0
-    del small_ckpt, source_ckpt  # its optimizer state is not needed
-    two_step_growth = dict(before=config_dict(small.config), after=config_dict(model.config), op=grow_op, dim=grow_dim)
-    log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} {grow_op} "
-        f"to {model.config.n_layer} layers, {model.config.n_embd} wide; data from step {data_offset} ({grow_data})")
-elif init_from == "inherit":
-    ref_ckpt, path = source_ckpt, source_path
-    check_tokenizer(ref_ckpt, batcher.meta, f"inherit_from checkpoint {path}", data_dir, log=log)
-    ref, _ = model_from_checkpoint(ref_ckpt)
-    source = {"checkpoint": os.path.abspath(path), "iter_num": ref_ckpt.get("iter_num"),
-              "digest": ref_ckpt.get("digest")}
-    del ref_ckpt, source_ckpt  # its optimizer state is not needed
-    kwargs = {k: v for k, v in (("parts", inherit_parts), ("fresh_init", inherit_fresh_init)) if v is not None}
-    try:
-        model = inherit.inherit(ref, inherit_n_layer, layers=inherit_layers, **kwargs)
-    except ValueError as e:
-        raise SystemExit(f"init_from='inherit' from {inherit_from}: {e}") from None
-    log(f"inherited {model.config.n_layer} of {ref.config.n_layer} layers from {inherit_from}")
+        raise ConfigError(f"init_from={init_from!r} from {source_given}: {e}") from None
+    del source_ckpt  # its optimizer state is not needed
 elif os.path.isdir(init_from):
     try:
         model = from_hf(init_from)
     except (ValueError, FileNotFoundError, ImportError) as e:  # they name the file and what is not supported
         raise ConfigError(f"init_from={init_from!r}: {e}") from None
 else:
-    raise SystemExit(f"init_from={init_from!r}: use 'scratch', 'resume', 'grow', 'inherit' or a local Hugging Face "
-                     f"model directory (config.json + weights)")
+    raise ConfigError(f"init_from={init_from!r}: use 'scratch', 'resume', 'grow', 'inherit' or a local Hugging Face "
+                      f"model directory (config.json + weights)")
 # config.json records the model actually trained; resume refuses a command line that would change it
-settings.update(model_settings(init_from, config_dict(model.config), recorded, given, typed, out_dir, log))
+settings.update(model_settings(init_from, asdict(model.config), recorded, given, typed, out_dir, log))
 if grow_at_tokens and grow_iter is None:  # refuse bad growth settings now, not at the growth step hours later
     try:
-        grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd,
-                             grow_opts)
+        grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd, grow_opts)
     except (ValueError, TypeError) as e:
-        raise SystemExit(f"growth settings: {e}") from None
+        raise ConfigError(f"growth settings: {e}") from None
 if block_size > model.config.block_size:
-    raise SystemExit(f"block_size={block_size} is longer than the model's context ({model.config.block_size}): pass "
-                     f"--block_size={model.config.block_size} or less")
+    raise ConfigError(f"block_size={block_size} is longer than the model's context ({model.config.block_size}): pass "
+                      f"--block_size={model.config.block_size} or less")
 model.to(device)
 batcher.require_vocab(model.config.vocab_size)
-if ckpt is not None and ckpt.get("fsdp", False) != fsdp:
-    raise SystemExit(f"{ckpt_path} was written with fsdp={ckpt.get('fsdp', False)}; resume with the same fsdp setting "
-                     f"(its optimizer state is stored in that layout)")
 
 
 def setup_training(model, optimizer_state=None):
@@ -335,8 +308,8 @@ def setup_training(model, optimizer_state=None):
         optimizer.load_state_dict(optimizer_state)
     train_model = torch.compile(model) if compile else model
     if ddp and not fsdp:
-        # buffers (RoPE tables, growth ramps) are set identically on every rank: no need to broadcast them. Newer
-        # torch deprecates the flag for one that still syncs at init, and warns on every rank: the flag is meant
+        # buffers (RoPE tables, growth ramps) are set identically on every rank: no need to broadcast them (newer
+        # torch warns about the flag on every rank; it is meant)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*broadcast_buffers", category=FutureWarning)
             train_model = DDP(train_model, device_ids=[local_rank] if device_type == "cuda" else None,
@@ -345,10 +318,10 @@ def setup_training(model, optimizer_state=None):
 
 
 def full_state(everywhere=False):
-    """(model, optimizer) state dicts of the whole model. Under FSDP they are gathered from the shards: onto rank
-    0's CPU for a checkpoint, or onto every rank (everywhere=True) when all of them need the whole model."""
-    if not fsdp:  # with the buffers of a G_random ramp still running; grow.load_state restores them
-        return grow.plain_state_dict(model), optimizer.state_dict()
+    """(model, optimizer) state dicts of the whole model, G_random ramps included. Under FSDP they are gathered
+    from the shards: onto rank 0's CPU for a checkpoint, or onto every rank (everywhere=True)."""
+    if not fsdp:
+        return model.state_dict(), optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
     options = StateDictOptions(full_state_dict=True, cpu_offload=not everywhere)
     if not optimizer.state:  # before the first step: asking for the optimizer's state would *create* it, with a
@@ -360,11 +333,11 @@ optimizer, train_model = setup_training(model, ckpt["optimizer"] if ckpt else No
 flops_per_token = model.flops_per_token(block_size)
 if ckpt is not None:  # the exact RNG streams of the interrupted run (dropout, growth inits)
     torch.set_rng_state(ckpt["rng"]["torch"])
-    if device_type == "cuda" and ckpt["rng"].get("cuda") is not None:
+    if device_type == "cuda" and ckpt["rng"]["cuda"] is not None:
         torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
     np.random.set_state(ckpt["rng"]["numpy"])
     random.setstate(ckpt["rng"]["python"])
-    scaler.load_state_dict(ckpt.get("scaler") or {})
+    scaler.load_state_dict(ckpt["scaler"])
 ckpt = None  # free memory
 
 
@@ -390,7 +363,7 @@ if wandb_log:  # on every rank, so that none is left waiting for the others when
     try:
         import wandb
     except ImportError:
-        raise SystemExit("wandb_log=True needs wandb: pip install wandb") from None
+        raise ConfigError("wandb_log=True needs wandb: pip install wandb") from None
 if master and not eval_only:  # eval_only only prints: it leaves the run's folder as it was
     os.makedirs(out_dir, exist_ok=True)
     if init_from == "resume" and os.path.exists(metrics_path):
@@ -409,8 +382,7 @@ if master and not eval_only:  # eval_only only prints: it leaves the run's folde
         json.dump(dict(settings, mixture=mixture_resolved, **({"init_from": origin} if origin else {})), f, indent=2)
     if init_from in ("grow", "inherit"):  # the checkpoint this run started from: reusing the run checks it
         with open(os.path.join(out_dir, "source.json"), "w") as f:
-            json.dump(dict(source, init_from=init_from,
-                           given=os.path.abspath(grow_from if init_from == "grow" else inherit_from)), f, indent=2)
+            json.dump(source, f, indent=2)
     if wandb_log:
         wandb.init(project=wandb_project, name=wandb_run_name, config=settings)
 
@@ -425,7 +397,8 @@ def log_metrics(**m):
 
 
 if init_from == "grow":  # the same event an in-run growth logs, so eval.py finds every run's growth the same way
-    log_metrics(event="grow", iter=0, tokens=tokens_seen, flops=flops_seen, two_step=True, **two_step_growth)
+    log_metrics(event="grow", iter=0, tokens=tokens_seen, flops=flops_seen, two_step=True, before=asdict(small.config),
+                after=asdict(model.config), op=grow_op, dim=grow_dim)
 
 
 def write_checkpoint():
@@ -433,7 +406,7 @@ def write_checkpoint():
     model_state, optimizer_state = full_state()  # a collective under FSDP: every rank takes part
     if not master:
         return
-    ckpt = {"model": model_state, "model_args": config_dict(model.config), "optimizer": optimizer_state,
+    ckpt = {"model": model_state, "model_args": asdict(model.config), "optimizer": optimizer_state,
             "fsdp": fsdp, "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
             "best_val_loss": best_val_loss, "grow_iter": grow_iter, "schedule_start": schedule_start,
             "data_offset": data_offset, "scaler": scaler.state_dict(), "tokenizer": data_tokenizer,
@@ -471,7 +444,7 @@ def stop_requested():
 def grow_now():
     """Growth inside the run: grow the trained small model, then a fresh optimizer, a recompile and DDP again."""
     global model, optimizer, train_model, grow_iter, schedule_start, flops_per_token, flops_seen
-    before = config_dict(model.config)
+    before = asdict(model.config)
     if fsdp:  # grow a plain copy of the whole model; the grown model is sharded afresh below
         plain = GPT(model.config)
         plain.load_state_dict(full_state(everywhere=True)[0])
@@ -488,9 +461,20 @@ def grow_now():
     if grow_schedule == "restart":
         schedule_start = iter_num
     log_metrics(event="grow", iter=iter_num, tokens=tokens_seen, flops=flops_seen, before=before,
-                after=config_dict(model.config), op=grow_op, dim=grow_dim)
+                after=asdict(model.config), op=grow_op, dim=grow_dim)
     log(f"iter {iter_num}: grew {grow_dim}wise with {grow_op}: {before['n_layer']} -> {model.config.n_layer} layers, "
         f"{before['n_embd']} -> {model.config.n_embd} wide ({model.num_params() / 1e6:.2f}M non-embedding params)")
+
+
+def check_finite():
+    """nan_policy='stop': end the run, naming the first step whose loss was not finite (checked at log steps and
+    before a checkpoint, so the check costs no host sync per step and no bad weights are ever written)."""
+    if ddp:
+        torch.distributed.all_reduce(first_bad_step, op=torch.distributed.ReduceOp.MAX)
+    if nan_policy == "stop" and first_bad_step.item() >= 0:
+        raise SystemExit(f"non-finite training loss at iter {first_bad_step.item()} (nan_policy='stop'); no "
+                         f"checkpoint was written after it. Lower learning_rate, or set nan_policy='skip', and "
+                         f"resume from the last good checkpoint in {out_dir}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -504,18 +488,6 @@ if master:
     progress = tqdm(total=max_iters, initial=iter_num, unit="it", dynamic_ncols=True, disable=None)
 start_iter = iter_num
 first_bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite loss, kept on device
-
-
-def check_finite():
-    """nan_policy='stop': end the run, naming the first step whose loss was not finite (checked at log steps and
-    before a checkpoint, so the check costs no host sync per step and no bad weights are ever written)."""
-    if ddp:
-        torch.distributed.all_reduce(first_bad_step, op=torch.distributed.ReduceOp.MAX)
-    if nan_policy == "stop" and first_bad_step.item() >= 0:
-        raise SystemExit(f"non-finite training loss at iter {first_bad_step.item()} (nan_policy='stop'); no "
-                         f"checkpoint was written after it. Lower learning_rate, or set nan_policy='skip', and "
-                         f"resume from the last good checkpoint in {out_dir}")
-
 t0, timed_steps = time.time(), 0  # throughput counts training steps only: the clock restarts after evals and growth
 while True:
     if grow_at_tokens and grow_iter is None and tokens_seen >= grow_at_tokens:
@@ -608,6 +580,8 @@ while True:
 
 if progress:
     progress.close()
+if not eval_only and stop_signal is None and checkpoint_paths(out_dir):
+    log(f"checkpoint: {checkpoint_paths(out_dir)[-1]}; see what the model learned: python eval.py sample {out_dir}")
 if ddp:  # no process tears down its connections while another is still writing the last checkpoint
     torch.distributed.barrier()
     destroy_process_group()

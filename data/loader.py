@@ -16,8 +16,16 @@ import numpy as np
 import torch
 
 
+DATA_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 class DataError(ValueError):
     pass
+
+
+def dataset_dir(name):
+    """Where a `dataset` setting points: an existing folder or a path as given, else a folder under data/."""
+    return name if os.path.isdir(name) or os.sep in name else os.path.join(DATA_DIR, name)
 
 
 def load_meta(dataset_dir):
@@ -46,7 +54,7 @@ def load_meta(dataset_dir):
 
 def tokenizer_record(meta):
     """What a dataset's token ids mean, as checkpoints record it: {"kind": 'gpt2' | 'byte', "vocab_size",
-    "fingerprint"} (the ranks file's sha256; None for datasets built before prepare.py recorded it)."""
+    "fingerprint"} (the ranks file's sha256)."""
     return {"kind": meta.get("tokenizer"), "vocab_size": meta["vocab_size"],
             "fingerprint": meta.get("tokenizer_fingerprint")}
 
@@ -56,15 +64,11 @@ def _describe(rec):
         f", {rec['fingerprint'][:19]}...)" if rec.get("fingerprint") else ")")
 
 
-def check_tokenizer(ckpt, meta, what, dataset_dir, log=print):
+def check_tokenizer(ckpt, meta, what, dataset_dir):
     """Refuse a checkpoint trained on another tokenizer than the dataset's: its ids mean other text, so training
     on (or evaluating) this data would quietly give nonsense. A model's vocabulary being at least the data's is
-    not enough: GPT-2 BPE's model embeds byte ids just as well. Checkpoints written before they recorded their
-    tokenizer are checked on what they do tell: the vocabulary the run padded up from its tokenizer's."""
-    data = tokenizer_record(meta)
-    rec = ckpt.get("tokenizer")
-    if rec is None:
-        return _check_unrecorded_tokenizer(ckpt, data, what, dataset_dir, log)
+    not enough: GPT-2 BPE's model embeds byte ids just as well."""
+    data, rec = tokenizer_record(meta), ckpt.get("tokenizer") or {}  # a checkpoint that does not say: nothing to check
     differ = [k for k in ("kind", "vocab_size", "fingerprint")
               if rec.get(k) is not None and data.get(k) is not None and rec[k] != data[k]]
     if differ:
@@ -72,23 +76,6 @@ def check_tokenizer(ckpt, meta, what, dataset_dir, log=print):
                         f"tokenizer {_describe(data)} ({', '.join(differ)} differ): use a dataset made with "
                         f"the checkpoint's tokenizer (python data/prepare.py --tokenizer={rec.get('kind')} "
                         f"--name=<new>)")
-
-
-def _check_unrecorded_tokenizer(ckpt, data, what, dataset_dir, log):
-    """An old checkpoint: when its run padded the tokenizer's vocabulary up to a multiple of 64 (vocab_size
-    None), the tokenizer had between V-63 and V ids; otherwise nothing about it is known."""
-    V = ckpt["model_args"]["vocab_size"]
-    if "vocab_size" not in (ckpt.get("config") or {}) or ckpt["config"]["vocab_size"] is not None:
-        log(f"note: {what} does not record its tokenizer (written before checkpoints did), and its vocab_size "
-            f"{V} was set by hand: that it was trained on {data['kind']!r} ids cannot be checked")
-        return
-    if not V - 64 < data["vocab_size"] <= V:
-        raise DataError(f"{what} does not record its tokenizer (written before checkpoints did), but its vocab_size "
-                        f"{V} is its tokenizer's padded up to a multiple of 64, so that tokenizer had {V - 63} to "
-                        f"{V} ids, and dataset {dataset_dir} holds ids of tokenizer {_describe(data)}: it was trained with "
-                        f"another tokenizer; use a dataset made with that one")
-    log(f"note: {what} does not record its tokenizer (written before checkpoints did); its vocab_size {V} fits "
-        f"the dataset's {_describe(data)}, which is as far as it can be checked")
 
 
 def open_tokens(dataset_dir, domain, split, meta=None, min_tokens=2):

@@ -4,22 +4,18 @@ Turn text sources into token files, one folder per dataset, one pair of files pe
     data/<name>/meta.json
     data/<name>/<domain>/train.bin, val.bin     (np.uint16, or uint32 when the vocabulary needs it)
 
-The mixture of domains is chosen at train time (train.py's `mixture`), so nothing here weighs domains.
-
     python data/prepare.py                                   # offline default: data/pycorpus (code, prose, c)
     python data/prepare.py --name=mine --source code='src/**/*.py' --source prose='docs/**/*.md'
     python data/prepare.py --hf=openwebtext                  # needs `pip install datasets` and a network
     python data/prepare.py --name=pybytes --tokenizer=byte   # 256 byte ids instead of GPT-2 BPE
 
-Documents stream through a pool of workers into the .bin files: the corpus is never held in memory. A document
-goes to val when a hash of its text falls under val_fraction, so the split is stable across runs and machines.
-Files may be gzip, bzip2 or xz compressed (.gz, .bz2, .xz); binary files are skipped and counted in meta.json; a
-text over --split_bytes (a book, a dictionary, a log) is cut into documents of about --piece_bytes at paragraph
-breaks, so that val gets its share of it.
-
-Nothing is lost: a dataset is built in a temporary folder beside it and renamed into place when whole; an
-existing dataset is kept unless --overwrite is given; prepare.py deletes only folders it created (its own
-temporary folders, removed on failure, or on the next start after a killed run).
+Documents stream through a pool of workers into the .bin files (the corpus is never held in memory); a document
+goes to val when a hash of its text falls under val_fraction, so the split is the same on every run and machine.
+Compressed files (.gz, .bz2, .xz) are read, binary ones skipped and counted, and a text over --split_bytes is cut
+into documents of about --piece_bytes at paragraph breaks, so that val gets its share of it. The mixture of
+domains is chosen at train time (train.py's `mixture`). Nothing is lost: a dataset is built in a temporary folder
+and renamed into place when whole; an existing one is kept unless --overwrite; prepare.py deletes only folders it
+created. docs/training.md has the options and the meta.json format.
 """
 
 import argparse
@@ -42,7 +38,6 @@ import numpy as np
 from tqdm import tqdm
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_DIR = os.path.dirname(DATA_DIR)
 GPT2_RANKS_FILE = os.path.join(DATA_DIR, "gpt2.tiktoken")  # ships with the repository (see its .LICENSE)
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 
@@ -76,13 +71,6 @@ class ByteTokenizer:
     def decode(self, ids):
         return bytes(int(i) for i in ids if 0 < int(i) < 256).decode("utf-8", errors="replace")
 
-    def save_pretrained(self, path, model_max_length=None):
-        """This tokenizer as Hugging Face files: a byte-level BPE without merges, so byte b (1..255) is id b, and
-        id 0 is the special token <|endoftext|> (bos = eos), which decode(..., skip_special_tokens=True) drops."""
-        enc = bytes_to_unicode()
-        vocab = {HF_EOT: 0, **{enc[b]: b for b in range(1, 256)}}
-        write_hf_tokenizer(path, vocab, [], 0, model_max_length)
-
 
 class TiktokenTokenizer:
     """GPT-2 BPE; its fingerprint is the SHA-256 of its ranks file (checked when the file is read)."""
@@ -99,16 +87,6 @@ class TiktokenTokenizer:
 
     def __reduce__(self):  # workers rebuild it rather than pickling the Rust encoder
         return get_tokenizer, ("gpt2",)
-
-    def save_pretrained(self, path, model_max_length=None):
-        """GPT-2's tokenizer as Hugging Face files, built offline from the BPE ranks alone; it gives tiktoken's
-        ids (tests/test_hf.py). The special token <|endoftext|> (50256) is bos and eos."""
-        ranks = {b: self.enc.encode_single_token(b) for b in self.enc.token_byte_values()}
-        enc = bytes_to_unicode()
-        vocab = {"".join(enc[b] for b in token): rank for token, rank in ranks.items()}
-        vocab[HF_EOT] = self.eot
-        merges = [tuple("".join(enc[b] for b in part) for part in pair) for pair in bpe_merges(ranks)]
-        write_hf_tokenizer(path, vocab, merges, self.eot, model_max_length)
 
 
 def get_tokenizer(name):
@@ -159,74 +137,6 @@ def gpt2_encoding(ranks):
     from tiktoken_ext.openai_public import r50k_pat_str
     return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
                              special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
-
-
-# Hugging Face tokenizer files, in GPT-2's byte-level BPE format: vocab.json maps each token (its bytes written
-# with bytes_to_unicode's printable characters) to its id, merges.txt lists the merges in the order they apply,
-# tokenizer_config.json names the class and special tokens; tokenizer.json (the same for the fast tokenizer) is
-# written when the `tokenizers` package is installed. transformers' AutoTokenizer loads the folder.
-
-HF_EOT = "<|endoftext|>"
-
-
-def bytes_to_unicode():
-    """GPT-2's map of the 256 byte values to printable characters, {byte: character}: printable Latin-1 bytes
-    stand for themselves, the other 68 (control characters, space, ...) for chr(256), chr(257), ... in byte order."""
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    others = [b for b in range(256) if b not in printable]
-    return {**{b: chr(b) for b in printable}, **{b: chr(256 + n) for n, b in enumerate(others)}}
-
-
-def bpe_merges(ranks):
-    """The merges of a byte-level BPE, in the order they apply, from its ranks {token bytes: id} (tiktoken's
-    format, in which a merge's rank is its result's). Each token of two or more bytes is the merge of the two
-    parts that BPE with the lower-ranked tokens leaves of it. [(left bytes, right bytes)]"""
-    merges = []
-    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
-        if len(token) < 2:
-            continue
-        parts = [token[i:i + 1] for i in range(len(token))]
-        while len(parts) > 2:
-            r, i = min((ranks.get(a + b, rank), i) for i, (a, b) in enumerate(zip(parts, parts[1:])))
-            if r >= rank:
-                break
-            parts[i:i + 2] = [parts[i] + parts[i + 1]]
-        if len(parts) != 2:
-            raise ValueError(f"BPE ranks: token {token!r} (rank {rank}) is no merge of two lower-ranked tokens")
-        merges.append(tuple(parts))
-    return merges
-
-
-def write_hf_tokenizer(path, vocab, merges, eot_id, model_max_length=None):
-    """Write a byte-level BPE tokenizer to `path` as Hugging Face files: vocab {token string: id} (strings in
-    bytes_to_unicode's characters, HF_EOT among them with id eot_id, the bos, eos and unk token), merges
-    [(left, right)] in order of application, no prefix space, nothing added when encoding."""
-    os.makedirs(path, exist_ok=True)
-    vocab = dict(sorted(vocab.items(), key=lambda kv: kv[1]))
-    with open(os.path.join(path, "vocab.json"), "w", encoding="utf-8") as f:
-        json.dump(vocab, f, ensure_ascii=False)
-    with open(os.path.join(path, "merges.txt"), "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    special = {"bos_token": HF_EOT, "eos_token": HF_EOT, "unk_token": HF_EOT}
-    added = {"content": HF_EOT, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
-             "special": True}
-    config = {"tokenizer_class": "GPT2Tokenizer", **special, "add_bos_token": False, "add_prefix_space": False,
-              "clean_up_tokenization_spaces": False, "added_tokens_decoder": {str(eot_id): added}}
-    if model_max_length:
-        config["model_max_length"] = int(model_max_length)
-    for name, obj in (("tokenizer_config.json", config), ("special_tokens_map.json", special)):
-        with open(os.path.join(path, name), "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-    try:
-        from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
-    except ImportError:
-        return  # transformers builds the fast tokenizer from vocab.json and merges.txt
-    tk = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's pre-tokenizer regex
-    tk.post_processor = processors.ByteLevel(trim_offsets=False)
-    tk.decoder = decoders.ByteLevel()
-    tk.add_special_tokens([AddedToken(HF_EOT, special=True, normalized=False)])
-    tk.save(os.path.join(path, "tokenizer.json"))
 
 
 # -------------------------------------------------------------------------------------------------------------

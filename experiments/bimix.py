@@ -1,42 +1,21 @@
 """
-BiMix experiment (Ge et al. 2024, "Data Mixing Made Efficient"; docs/papers.md sec. 3): which domain
-mixture gives the lowest mean validation loss at a fixed budget: the natural one (by size), uniform, the
-training-free conditional-entropy (CE) mixture, or the optimum of the BiMix law fitted on those runs?
+BiMix experiment (Ge et al. 2024, "Data Mixing Made Efficient"; docs/papers.md sec. 3): which domain mixture gives
+the lowest mean val loss at a fixed budget: natural (by size), uniform, the training-free conditional-entropy (CE)
+mixture, or the optimum of the BiMix law fitted on those runs?
 
     python experiments/bimix.py --scale tiny --dataset data/<name>         # seconds on a CPU (pipeline check)
     python experiments/bimix.py --scale cpu --seeds 2                      # the headline, 13 min a seed
-    python experiments/bimix.py --scale cpu --tilt 0.6                     # + a tilted proxy per domain, 23 min
-    python experiments/bimix.py --scale mini                               # one GPU, pycorpus
-    python experiments/bimix.py --scale mini --arms natural,ce
+    python experiments/bimix.py --scale cpu --tilt 0.6                     # + a tilted proxy per domain
 
-The config (config/bimix_<scale>.py) is the proxy model and its budget (s = its last iteration). Arms:
-
-  natural   mixture proportional to each domain's train tokens
-  uniform   1/n per domain
-  ce        r_i = softmax(H_i), H = conditional entropy H(X_t+1 | X_t) of the domain's train tokens (mix.py)
-  fitted    the BiMix law L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i), fitted on the evaluations
-            of the proxy runs (natural, uniform, ce, and the tilt_<d> ones) at s >= --fit_from x the budget
-            (default 0.25: the warmup and the first steep drop follow no power law in s;
-            mix.observations_from_runs + fit_bimix), minimised over the mixture at s = the budget's step count
-            (mix.optimal_mixture); runs the proxies first. When the fit fails (too few points, alpha <= 0, ...)
-            the table says why and the arm is not run.
-  tilt_<d>  with --tilt R (e.g. 0.6): one more proxy per domain d, r_d = R and the other domains equal shares of
-            1 - R, run whatever --arms says (they are not arms of their own). Natural, uniform and CE can be too
-            alike to measure how each domain's loss falls with its share; the fit then uses these runs too. They
-            also test the law's premise that L_i depends on r_i alone: two mixtures that give domain i the same
-            share should give it the same loss. A fitted arm keeps the proxies it was fitted on: --tilt into an
-            --out whose fitted arm came without it (or the reverse) stops before training; use another --out.
-
-The extrapolation check (the paper's fit-quality test): the law is fitted a second time on the proxies'
-evaluations before the last one (--fit_from x the budget <= s < the budget) and asked for their losses at the last
-one; results.md gives the relative errors (fit.json: "heldout"). The fitted arm uses the fit that includes the
-last evaluation.
-
-Outputs in --out: one folder per arm, fit.json, results.json, results.md (mixture, val loss per domain and mean,
-bits per byte, the law's prediction per arm, fit quality, the held-out extrapolation errors), loss_curves.png when
-matplotlib is installed. With --seeds N every arm runs N times (experiments/common.py: the first seed in
-<out>/<arm>, the others in <out>/seed<seed>/<arm>; each seed fits its own law) and results.md opens with the mean
-[min, max] over seeds. Finished arms are reused.
+The config (config/bimix_<scale>.py) is the proxy model and its budget (s = its last iteration). Arms: natural,
+uniform, ce (r_i = softmax of H(X_t+1 | X_t), mix.py), and fitted: the law L_i(r_i, s) fitted on the proxies'
+evaluations at s >= --fit_from x the budget (default 0.25: warmup and the first steep drop follow no power law),
+minimised over the mixture at the budget (runs the proxies first; when the fit fails the table says why). --tilt R
+adds one proxy per domain that gives it R and the others equal shares (tilt_<d>): natural, uniform and CE can be
+too alike to measure how a domain's loss falls with its share, and two mixtures giving a domain the same share test
+the law's premise that L_i depends on r_i alone. The extrapolation check: the law fitted without the last
+evaluation predicts it (fit.json "heldout"). Outputs in --out: one folder per arm, fit.json, results.json,
+results.md, loss_curves.png with matplotlib. Each seed fits its own law; finished arms are reused.
 """
 
 import json

@@ -1,33 +1,20 @@
 """
-Gstack experiment (Du et al. 2024, "Stacking Your Transformers"; docs/papers.md sec. 1): does a model grown
-from a trained small one reach the loss of a model trained from scratch with fewer FLOPs, and which growth operator
-works? Every arm is one train.py run (in-run growth: the small model trains d tokens, grows, and trains on to the
-same token budget B; its tokens and FLOPs include the small phase).
+Gstack experiment (Du et al. 2024, "Stacking Your Transformers"; docs/papers.md sec. 1): does a model grown from a
+trained small one reach the loss of a model trained from scratch with fewer FLOPs, and which operator works?
+Every arm is one train.py run (in-run growth: the small model trains d tokens, grows, and trains on to the same
+token budget; its tokens and FLOPs include the small phase).
 
-    python experiments/gstack.py --scale tiny --dataset data/<name>        # seconds on a CPU (pipeline check)
+    python experiments/gstack.py --scale tiny --dataset data/<name>            # seconds on a CPU (pipeline check)
     python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2   # the headline, 13-16 min a seed
-    python experiments/gstack.py --scale mini                              # one GPU, pycorpus
-    python experiments/gstack.py --scale mini --arms scratch,gstack \
-        --launcher "torchrun --standalone --nproc_per_node=8"
 
-The config (config/gstack_<scale>.py) describes the Gstack arm: the small model (n_layer = L_big / g), d =
-grow_at_tokens, g = grow_factor, the budget. Arms:
+The config (config/gstack_<scale>.py) describes the Gstack arm: the small model (n_layer = L / g), d =
+grow_at_tokens, g = grow_factor, the budget. Arms: scratch (L = n_layer * g layers for the whole budget), gstack
+(the config itself: G_direct depthwise, alias depth_direct), depth_<op> (zero, random, learn) and width_<op>
+(direct, zero, random, learn: L layers at half width, head_dim kept, grown to n_embd after d tokens).
 
-  scratch        L_big = n_layer * g layers from scratch for the whole budget (the baseline)
-  gstack         the config itself: G_direct depthwise (stack the small model g times), grown after d tokens
-  depth_direct   = gstack (the same run; the operator table's name for it)
-  depth_zero     depthwise G_zero: new layers with zeroed output projections
-  depth_random   depthwise G_random: new random layers blended in over grow_ramp_steps
-  depth_learn    depthwise G_learn (LiGO): learned combinations of the old layers
-  width_<op>     widthwise: L_big layers at half width (n_embd / 2, n_head / 2: head_dim kept) grown to n_embd
-                 after d tokens with operator <op> (direct = Net2Net/bert2BERT splitting, zero, random, learn)
-
-Outputs in --out: one folder per arm, results.json, results.md (final val loss and bits per byte, tokens, FLOPs, and
-the speedup at equal loss against scratch at scratch's final val loss, sp = cost_scratch / cost_arm - 1, in two
-conventions: exact FLOPs (eval.compare_runs) and the paper's tokens, where a small-model token counts 1/g
-(grow.paper_tokens)), loss_vs_flops.png when matplotlib is installed. With --seeds N every arm runs N times
-(experiments/common.py: the first seed in <out>/<arm>, the others in <out>/seed<seed>/<arm>) and results.md opens
-with the mean [min, max] over seeds. Finished arms are reused, interrupted ones resumed.
+Outputs in --out: one folder per arm, results.json, results.md (final val loss and bits per byte, tokens, FLOPs,
+the speedup at scratch's final val loss in exact FLOPs and in the paper's tokens, the loss gain at equal FLOPs),
+loss_vs_flops.png with matplotlib. Finished arms are reused, interrupted ones resumed.
 """
 
 import math
@@ -42,83 +29,64 @@ import grow  # noqa: E402
 OPS = ("direct", "zero", "random", "learn")
 ARMS = ["scratch", "gstack"] + [f"depth_{op}" for op in OPS] + [f"width_{op}" for op in OPS]
 ALIASES = {"depth_direct": "gstack"}  # one run, two names
-DEPENDS = {}
+
+
+def dim_op(arm):
+    """('depth' | 'width', op) of an arm; ('-', '-') for scratch."""
+    arm = ALIASES.get(arm, arm)
+    return ("-", "-") if arm == "scratch" else ("depth", "direct") if arm == "gstack" else tuple(arm.split("_"))
 
 
 def intermediate(s):
     """The MLP hidden size the model will have (GPTConfig's default when intermediate_size is None)."""
     from model import GPTConfig
-    config = GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=64, n_layer=1, n_head=s["n_head"],
-                       n_kv_head=s["n_kv_head"], n_embd=s["n_embd"], intermediate_size=s["intermediate_size"])
-    return config.intermediate_size
+    return GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=64, n_layer=1, n_head=s["n_head"],
+                     n_kv_head=s["n_kv_head"], n_embd=s["n_embd"], intermediate_size=s["intermediate_size"]
+                     ).intermediate_size
 
 
 def check_settings(s):
     """The settings the arms are derived from; SystemExit with the reason when they do not fit."""
-    problems = []
-    if s["grow_at_tokens"] <= 0:
-        problems.append("grow_at_tokens must be > 0 (the config describes the in-run Gstack arm)")
-    if s["grow_dim"] != "depth" or s["grow_layer_map"] is not None:
-        problems.append("the config must grow depthwise by grow_factor (grow_dim='depth', no grow_layer_map); the "
-                        "script derives the widthwise arms itself")
-    if s["grow_at_tokens"] >= common.final_iter(s) * common.tokens_per_iter(s):
-        problems.append(f"grow_at_tokens={s['grow_at_tokens']} is not inside the budget "
-                        f"({common.final_iter(s) * common.tokens_per_iter(s)} tokens)")
-    for k in ("n_embd", "n_head"):
-        if s[k] % 2:
-            problems.append(f"{k}={s[k]} must be even (the widthwise small model has half of it)")
-    if s["n_kv_head"] is not None and s["n_kv_head"] % 2:
-        problems.append(f"n_kv_head={s['n_kv_head']} must be even")
-    if intermediate(s) % 2:
-        problems.append(f"intermediate_size={intermediate(s)} must be even")
+    budget = common.final_iter(s) * common.tokens_per_iter(s)
+    problems = [p for bad, p in (
+        (s["grow_at_tokens"] <= 0, "grow_at_tokens must be > 0 (the config describes the in-run Gstack arm)"),
+        (s["grow_dim"] != "depth" or s["grow_layer_map"] is not None, "the config must grow depthwise by "
+         "grow_factor (grow_dim='depth', no grow_layer_map); the script derives the widthwise arms itself"),
+        (s["grow_at_tokens"] >= budget, f"grow_at_tokens={s['grow_at_tokens']} is not inside the budget "
+                                        f"({budget} tokens)"),
+        (s["n_embd"] % 2, f"n_embd={s['n_embd']} must be even (the widthwise small model has half of it)"),
+        (s["n_head"] % 2, f"n_head={s['n_head']} must be even (the widthwise small model has half of it)"),
+        ((s["n_kv_head"] or 2) % 2, f"n_kv_head={s['n_kv_head']} must be even"),
+        (intermediate(s) % 2, f"intermediate_size={intermediate(s)} must be even")) if bad]
     if problems:
         raise SystemExit("experiments/gstack.py: " + "; ".join(problems))
 
 
 def arm_args(arm, s):
     """train.py --key=value settings of one arm, given the resolved settings s (config + user overrides)."""
-    arm = ALIASES.get(arm, arm)
     small, g, d = s["n_layer"], s["grow_factor"], s["grow_at_tokens"]
-    if arm == "scratch":
+    dim, op = dim_op(arm)
+    if dim == "-":
         return [f"--n_layer={small * g}", "--grow_at_tokens=0"]
-    dim, op = ("depth", "direct") if arm == "gstack" else arm.split("_")
     if dim == "depth":
         return [f"--n_layer={small}", f"--grow_at_tokens={d}", "--grow_dim=depth", f"--grow_op={op}",
                 f"--grow_factor={g}"]
-    args = [f"--n_layer={small * g}", f"--n_embd={s['n_embd'] // 2}", f"--n_head={s['n_head'] // 2}",
+    kv = [f"--n_kv_head={s['n_kv_head'] // 2}"] if s["n_kv_head"] is not None else []
+    return [f"--n_layer={small * g}", f"--n_embd={s['n_embd'] // 2}", f"--n_head={s['n_head'] // 2}", *kv,
             f"--intermediate_size={intermediate(s) // 2}", f"--grow_at_tokens={d}", "--grow_dim=width",
             f"--grow_op={op}", f"--grow_n_embd={s['n_embd']}"]
-    if s["n_kv_head"] is not None:
-        args.insert(3, f"--n_kv_head={s['n_kv_head'] // 2}")
-    return args
 
 
 def run_dir_of(out, arm):
     return os.path.join(out, ALIASES.get(arm, arm))
 
 
-def describe(arm):
-    arm = ALIASES.get(arm, arm)
-    if arm == "scratch":
-        return "-", "-"
-    dim, op = ("depth", "direct") if arm == "gstack" else arm.split("_")
-    return dim, op
-
-
 def shape(row):
     """'small -> big' layers and width of an arm from its grow event (or its config when it did not grow)."""
-    ev = row["grow_events"]
-    if ev:
-        b, a = ev[0]["before"], ev[0]["after"]
+    if row["grow_events"]:
+        b, a = row["grow_events"][0]["before"], row["grow_events"][0]["after"]
         return f"{b['n_layer']} -> {a['n_layer']}", f"{b['n_embd']} -> {a['n_embd']}"
     return str(row["n_layer"]), str(row["n_embd"])
-
-
-def g_of(row):
-    """The growth factor g of a grown arm as the paper defines it (grow.growth_factor: ratio of non-embedding
-    parameters, depthwise the layer ratio), from its grow event; 1 for an arm that never grew."""
-    ev = row["grow_events"]
-    return float(grow.growth_factor(ev[0]["before"], ev[0]["after"])) if ev else 1.0
 
 
 def paper_curve(evals, events):
@@ -128,31 +96,31 @@ def paper_curve(evals, events):
 
 
 def speedups(rows, comparison):
-    """Per arm, the speedup over scratch at scratch's final val loss in two conventions, as eval.compare_runs
-    computes them: exact FLOPs (train.py's count, small phase included) and the paper's tokens (grow.paper_tokens:
-    scratch's tokens against the arm's tokens with each small-model token at 1/g). Adds the keys to each row."""
+    """Per arm, the speedup over scratch at scratch's final val loss in exact FLOPs and in the paper's tokens (as
+    eval.compare_runs computes them), and scratch's loss at the arm's final FLOPs minus the arm's (> 0: the arm is
+    ahead at equal compute). Adds the keys to each row."""
     import eval as ev
-    target = comparison["target"]
-    base_flops = ev.curve(ev.read_evals(rows["scratch"]["run_dir"], log=lambda *a: None)[0], "flops")
-    for arm, row in rows.items():
+    from runs import read_evals
+    base_flops = ev.curve(read_evals(rows["scratch"]["run_dir"], log=lambda *a: None)[0], "flops")
+    for row in rows.values():
         c = comparison["runs"][os.path.basename(row["run_dir"])]
-        pc = paper_curve(*ev.read_evals(row["run_dir"], log=lambda *a: None))
+        pc = paper_curve(*read_evals(row["run_dir"], log=lambda *a: None))
+        ev_ = row["grow_events"]
         row.update({"flops_to_target": c.get("flops_to_target"), "tokens_to_target": c.get("tokens_to_target"),
-                    "speedup": c.get("speedup"), "token_speedup": c.get("token_speedup"), "g": g_of(row),
+                    "speedup": c.get("speedup"), "token_speedup": c.get("token_speedup"),
+                    "g": float(grow.growth_factor(ev_[0]["before"], ev_[0]["after"])) if ev_ else 1.0,
                     "paper_tokens": pc[-1][0] if pc else None,
-                    "paper_tokens_to_target": ev.tokens_to_reach(pc, target),
+                    "paper_tokens_to_target": ev.tokens_to_reach(pc, comparison["target"]),
                     "paper_speedup": c.get("speedup_paper")})
-        # scratch's val loss at the arm's final FLOPs minus the arm's: > 0 = the arm is ahead at equal compute
         at = ev.loss_at(base_flops, float(row["flops"]))
         row["gain_at_equal_flops"] = None if at is None else at - row["val_loss_mean"]
 
 
 def claims(rows, comparison):
     """One sentence per grown arm, from the numbers the runs logged."""
-    out = []
     if "scratch" not in rows:
         return ["No scratch run among the arms: no speedup can be measured (add scratch to --arms)."]
-    target = comparison["target"]
+    target, out = comparison["target"], []
     base = comparison["runs"][os.path.basename(rows["scratch"]["run_dir"])]
     seen = {rows["scratch"]["run_dir"]}
     for arm, row in rows.items():
@@ -162,8 +130,7 @@ def claims(rows, comparison):
         r = comparison["runs"][os.path.basename(row["run_dir"])]
         who = "Gstack" if ALIASES.get(arm, arm) == "gstack" else arm
         if r["speedup"] is not None and base["flops_to_target"]:
-            saved = 1.0 - r["flops_to_target"] / base["flops_to_target"]
-            paper = row.get("paper_speedup")
+            saved, paper = 1.0 - r["flops_to_target"] / base["flops_to_target"], row.get("paper_speedup")
             out.append(f"{who} reached scratch's final val loss {target:.4f} with {abs(saved):.1%} "
                        f"{'fewer' if saved >= 0 else 'more'} FLOPs than scratch ({r['flops_to_target']:.3g} vs "
                        f"{base['flops_to_target']:.3g}; speedup sp = {r['speedup']:+.1%} in exact FLOPs"
@@ -177,21 +144,16 @@ def claims(rows, comparison):
 
 def timing_note(s):
     """d against the paper's Eq. 2 guideline (grow.growth_timing) for this target size and budget."""
-    from model import GPT, GPTConfig
     import torch
-    L = s["n_layer"] * s["grow_factor"]
-    vocab = s["vocab_size"]
-    if not vocab:  # as train.py sizes it: the dataset's tokenizer, padded up to a multiple of 64
-        meta = common.dataset_meta(s["dataset"])
-        vocab = 64 * math.ceil(meta["vocab_size"] / 64) if meta else 50304
+    from model import GPT, GPTConfig
+    meta = common.dataset_meta(s["dataset"])  # the vocabulary as train.py sizes it: the tokenizer's, padded to 64
+    vocab = s["vocab_size"] or (64 * math.ceil(meta["vocab_size"] / 64) if meta else 50304)
     with torch.device("meta"):
-        big = GPT(GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=vocab,
-                            n_layer=L, n_head=s["n_head"], n_kv_head=s["n_kv_head"], n_embd=s["n_embd"],
-                            intermediate_size=s["intermediate_size"], bias=s["bias"],
-                            tie_embeddings=s["tie_embeddings"]))
-    N = big.num_params(non_embedding=False)
-    budget = common.final_iter(s) * common.tokens_per_iter(s)
-    d = s["grow_at_tokens"]
+        N = GPT(GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=vocab,
+                          n_layer=s["n_layer"] * s["grow_factor"], n_head=s["n_head"], n_kv_head=s["n_kv_head"],
+                          n_embd=s["n_embd"], intermediate_size=s["intermediate_size"], bias=s["bias"],
+                          tie_embeddings=s["tie_embeddings"])).num_params(non_embedding=False)
+    budget, d = common.final_iter(s) * common.tokens_per_iter(s), s["grow_at_tokens"]
     eq2 = grow.growth_timing(N, grow.training_flops(N, budget))
     return (f"Growth timing: d = {d:,} tokens = {d / budget:.0%} of the {budget:,}-token budget, g = "
             f"{s['grow_factor']}. The paper's Eq. 2 guideline (grow.growth_timing) for this target (N = {N / 1e6:.2f}M "
@@ -202,23 +164,20 @@ def timing_note(s):
 
 def run_seed(args, s, k, seed, env):
     """Train (or reuse) one seed's arms; returns that seed's folder."""
-    out = common.seed_dir(args.out, k, seed)
+    out, started = common.seed_dir(args.out, k, seed), set()
     base = [args.config] + args.overrides + common.seed_args(k, seed)
-    started = set()
-    for arm in common.with_dependencies(args.arm_list, ARMS, DEPENDS):
-        run_dir = run_dir_of(out, arm)
-        if run_dir in started:
-            continue  # an alias of an arm already run
-        started.add(run_dir)
-        common.run_arm(arm if k == 0 else f"{arm} seed {seed}", run_dir, base + arm_args(arm, s), args.launcher,
-                       env, args.dry_run)
+    for arm in [a for a in ARMS if a in args.arm_list]:
+        if run_dir_of(out, arm) not in started:  # an alias of an arm already run is not run again
+            started.add(run_dir_of(out, arm))
+            common.run_arm(arm if k == 0 else f"{arm} seed {seed}", run_dir_of(out, arm), base + arm_args(arm, s),
+                           args.launcher, env, args.dry_run)
     return out
 
 
-def analyse(args, out):
+def analyse(out, arm_list):
     """One seed's rows, comparison, claims and main table."""
     import eval as ev
-    rows = {arm: common.summary(run_dir_of(out, arm)) for arm in args.arm_list}
+    rows = {arm: common.summary(run_dir_of(out, arm)) for arm in arm_list}
     dirs = list(dict.fromkeys(([rows["scratch"]["run_dir"]] if "scratch" in rows else [])
                               + [r["run_dir"] for r in rows.values()]))
     comparison = ev.compare_runs(dirs, log=lambda *a: None) if "scratch" in rows else None
@@ -226,11 +185,9 @@ def analyse(args, out):
         speedups(rows, comparison)
     table = []
     for arm, row in rows.items():
-        dim, op = describe(arm)
-        layers, width = shape(row)
-        row.update({"dim": dim, "op": op})
+        row["dim"], row["op"] = dim_op(arm)
         grow_at = row["grow_events"][0]["tokens"] if row["grow_events"] else None
-        table.append([arm, dim, op, layers, width, fmt_int(grow_at), common.fmt(row["val_loss_mean"]),
+        table.append([arm, row["dim"], row["op"], *shape(row), fmt_int(grow_at), common.fmt(row["val_loss_mean"]),
                       common.fmt(row["val_bpb_mean"], ".3f"), fmt_int(row["tokens"]), f"{row['flops']:.3g}",
                       common.fmt(row.get("flops_to_target"), ".3g"), common.pct(row.get("speedup")),
                       common.fmt(row.get("paper_tokens_to_target"), ".3g"), common.pct(row.get("paper_speedup")),
@@ -256,18 +213,16 @@ def aggregate(per_seed, arms):
     """Mean [min, max] over seeds of each arm's final loss, bpb and both speedups (taken within each seed)."""
     table, data = [], {}
     for arm in arms:
-        rows = [rs[arm] for rs, _ in per_seed]
+        rows = [rs[arm] for rs in per_seed]
         vals = {key: [r.get(key) for r in rows] for key in ("val_loss_mean", "val_bpb_mean", "speedup",
                                                              "paper_speedup", "gain_at_equal_flops", "flops",
                                                              "tokens")}
-        data[arm] = {key: common.spread(v) for key, v in vals.items()}
-        data[arm]["values"] = vals
-        reached = sum(v is not None for v in vals["speedup"])
-        layers, width = shape(rows[0])
-        table.append([arm, layers, width, common.fmt_spread(vals["val_loss_mean"]),
+        data[arm] = dict({key: common.spread(v) for key, v in vals.items()}, values=vals)
+        table.append([arm, *shape(rows[0]), common.fmt_spread(vals["val_loss_mean"]),
                       common.fmt_spread(vals["val_bpb_mean"], ".3f"), f"{rows[0]['flops']:.3g}",
                       common.fmt_spread(vals["speedup"], percent=True),
-                      common.fmt_spread(vals["paper_speedup"], percent=True), f"{reached} of {len(rows)}",
+                      common.fmt_spread(vals["paper_speedup"], percent=True),
+                      f"{sum(v is not None for v in vals['speedup'])} of {len(rows)}",
                       common.fmt_spread(vals["gain_at_equal_flops"], "+.4f")])
     md = common.md_table(["arm", "layers", "width", "final val loss", "val bpb", "FLOPs", "speedup, exact FLOPs",
                           "speedup, paper tokens (small token = 1/g)", "seeds reaching scratch's loss",
@@ -284,7 +239,7 @@ def main(argv=None):
     if args.dry_run:
         return None
 
-    results = [analyse(args, d) for d in seed_dirs]  # per seed: (rows, comparison, claims, table)
+    results = [analyse(d, args.arm_list) for d in seed_dirs]  # per seed: (rows, comparison, claims, table)
     rows, comparison, sentences, _ = results[0]
     many = len(seed_dirs) > 1
     notes = ["FLOPs and tokens of a grown arm include its small phase before growth (train.py counts the whole run; "
@@ -292,16 +247,15 @@ def main(argv=None):
              "growth maps (not in the paper-token count).", timing_note(s)]
     md, agg, summary_lines = [], None, sentences
     if many:
-        agg_md, agg = aggregate([(r[0], r[1]) for r in results], list(rows))
+        agg_md, agg = aggregate([r[0] for r in results], list(rows))
         summary_lines = []
         if "gstack" in rows and "scratch" in rows:
-            sp = [r[0]["gstack"].get("speedup") for r in results]
-            paper = [r[0]["gstack"].get("paper_speedup") for r in results]
+            sp, paper = ([r[0]["gstack"].get(k) for r in results] for k in ("speedup", "paper_speedup"))
             summary_lines.append(
                 f"Gstack reached scratch's final val loss in {sum(x is not None for x in sp)} of {len(sp)} seeds; "
                 f"speedup in exact FLOPs {common.fmt_spread(sp, percent=True)}, in paper tokens "
-                f"{common.fmt_spread(paper, percent=True)} (mean [min, max] over seeds); loss gain at equal FLOPs (scratch's val loss at Gstack's final FLOPs minus "
-                f"Gstack's final val loss) "
+                f"{common.fmt_spread(paper, percent=True)} (mean [min, max] over seeds); loss gain at equal FLOPs "
+                f"(scratch's val loss at Gstack's final FLOPs minus Gstack's final val loss) "
                 f"{common.fmt_spread([r[0]['gstack'].get('gain_at_equal_flops') for r in results], '+.4f')} nats.")
         md += [f"## Mean over {len(seed_dirs)} seeds\n\n" + agg_md, common.seeds_note(args.seed_list),
                SPEEDUP_NOTE + " Each seed's speedup is against the same seed's scratch run.",
@@ -311,8 +265,13 @@ def main(argv=None):
             md.append(f"## Seed {args.seed_list[k]} (arms in {os.path.relpath(seed_dirs[k], args.out)}/)")
         target_line = (f"Target: scratch's final val loss {comp['target']:.4f} (mean over domains)."
                        if comp else "No scratch arm: no target loss.")
+        domains = list(next(iter(rs.values()))["val_loss"])
+        per_domain = common.md_table(["arm"] + domains + ["mean"], [[arm] + [common.fmt(r["val_loss"].get(d))
+                                                                            for d in domains]
+                                                                   + [common.fmt(r["val_loss_mean"])]
+                                                                   for arm, r in rs.items()])
         md += [common.md_table(HEADERS, table), target_line + ("" if many else " " + SPEEDUP_NOTE),
-               "\n".join(f"- {x}" for x in sents), "Per-domain final val loss:\n\n" + per_domain_table(rs)]
+               "\n".join(f"- {x}" for x in sents), "Per-domain final val loss:\n\n" + per_domain]
 
     # loss against exact FLOPs and against paper tokens, every seed, one colour per distinct run
     series = {}
@@ -321,7 +280,7 @@ def main(argv=None):
             series[arm] = [r[0][arm]["run_dir"] for r in results]
     panels = [("training FLOPs (exact, small phase included)", "flops"),
               ("paper tokens (small-model token = 1/g)",
-               lambda d, evals, events: [x for x, _ in paper_curve(evals, events)])]
+               lambda evals, events: [x for x, _ in paper_curve(evals, events)])]
     png, note = common.plot_seeds(os.path.join(args.out, "loss_vs_flops.png"), series, panels,
                                   target=[r[1]["target"] for r in results if r[1]] or None,
                                   title=f"{len(seed_dirs)} seed(s) (first solid, others dashed); dotted line: "
@@ -339,14 +298,6 @@ def main(argv=None):
 
 def fmt_int(x):
     return "-" if x is None else f"{int(x):,}"
-
-
-def per_domain_table(rows):
-    domains = list(next(iter(rows.values()))["val_loss"])
-    return common.md_table(["arm"] + domains + ["mean"],
-                           [[arm] + [common.fmt(r["val_loss"].get(d)) for d in domains]
-                            + [common.fmt(r["val_loss_mean"])]
-                            for arm, r in rows.items()])
 
 
 if __name__ == "__main__":

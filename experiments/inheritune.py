@@ -1,31 +1,21 @@
 """
-Inheritune experiment (Sanyal et al. 2024; docs/papers.md sec. 2): does a small model that starts from the
-first n blocks of a trained reference (plus its token embeddings and LM head), trained T steps, match the
-reference, and match a same-size model trained from scratch for 2T steps?
+Inheritune experiment (Sanyal et al. 2024; docs/papers.md sec. 2): does a small model that starts from the first n
+blocks of a trained reference (plus its token embeddings and LM head), trained T steps, match the reference, and
+match a same-size model trained from scratch for 2T steps?
 
     python experiments/inheritune.py --scale tiny --dataset data/<name>    # seconds on a CPU (pipeline check)
-    python experiments/inheritune.py --scale cpu --seeds 2 \
-        --arms reference,inherit,scratch_T,scratch_2T,search                # the headline, 10 min a seed
-    python experiments/inheritune.py --scale mini                          # one GPU, pycorpus
-    python experiments/inheritune.py --scale mini --arms reference,inherit,scratch_T,scratch_2T
+    python experiments/inheritune.py --scale cpu --seeds 2 --arms reference,inherit,scratch_T,scratch_2T,search
 
-The config (config/inheritune_<scale>.py) is the reference: L = n_layer layers trained T = its last iteration.
-n = L // 2. Arms (arms that need the reference run it first):
-
-  reference          L layers from scratch, T steps
-  inherit            blocks 0..n-1 + wte / lm_head of the reference (inherit.py's default parts), T steps
-  scratch_T          n layers from scratch, T steps
-  scratch_2T         n layers from scratch, 2T steps (a config's explicit lr_decay_iters is doubled too)
-  search             the paper's algorithm (inherit.search): n = L/2, L/2 + 2, ... each inherited and trained T
-                     steps, until one matches the reference's val loss (rounds in <out>/search/n<k>)
-  ablation_<preset>  inherit with --inherit_parts=<preset>: attn+norm, mlp+norm, attn+mlp (sub-block ablation);
-                     ablation_full is the inherit run itself (whole blocks)
+The config (config/inheritune_<scale>.py) is the reference: L = n_layer layers trained T = its last iteration;
+n = L // 2. Arms (those that need the reference run it first): reference (L layers, T steps); inherit (blocks
+0..n-1 + wte / lm_head of the reference, T steps); scratch_T and scratch_2T (n layers from scratch for T and 2T
+steps; an explicit lr_decay_iters is doubled too); search (inherit.search: n = L/2, L/2 + 2, ... until one matches
+the reference, rounds in <out>/search/n<k>); ablation_<preset> (inherit with --inherit_parts=attn+norm, mlp+norm or
+attn+mlp; ablation_full is the inherit run itself).
 
 Outputs in --out: one folder per arm, results.json, results.md (val loss per arm and domain, bits per byte, the
-search rounds, and the paper's claims checked on these runs), loss_curves.png when matplotlib is installed. With
---seeds N every arm (and the search) runs N times (experiments/common.py: the first seed in <out>/<arm>, the others
-in <out>/seed<seed>/<arm>) and results.md opens with the mean [min, max] over seeds and, per claim, in how many seeds
-it held. Finished arms are reused, interrupted ones resumed.
+search rounds, the paper's claims checked on these runs, per claim in how many seeds it held), loss_curves.png
+with matplotlib. Finished arms are reused, interrupted ones resumed.
 """
 
 import os

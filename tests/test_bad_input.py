@@ -205,24 +205,6 @@ def test_5_a_checkpoint_of_another_tokenizer_is_refused_by_name(byte_run, tmp_pa
     assert p.returncode != 0 and "was trained with tokenizer 'byte'" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_5_old_checkpoints_are_checked_on_their_padded_vocabulary(tiny_dataset):
-    """Before checkpoints recorded their tokenizer: a run with vocab_size=None padded its tokenizer's size up to a
-    multiple of 64, so a GPT-2 BPE model (50304) cannot have been trained on byte ids (256)."""
-    meta, notes = load_meta(tiny_dataset), []
-    old_gpt2 = {"model_args": {"vocab_size": 50304}, "config": {"vocab_size": None}}
-    with pytest.raises(DataError, match="does not record its tokenizer .* so that tokenizer had 50241 to 50304 "
-                                        "ids, and dataset .* holds ids of tokenizer 'byte' \\(256 tokens\\)"):
-        check_tokenizer(old_gpt2, meta, "checkpoint X", tiny_dataset, log=notes.append)
-    check_tokenizer({"model_args": {"vocab_size": 256}, "config": {"vocab_size": None}}, meta, "X", tiny_dataset,
-                    log=notes.append)
-    check_tokenizer({"model_args": {"vocab_size": 50304}, "config": {"vocab_size": 50304}}, meta, "X", tiny_dataset,
-                    log=notes.append)
-    assert "fits the dataset's 'byte' (256 tokens), which is as far as it can be checked" in notes[0]
-    assert "was set by hand: that it was trained on 'byte' ids cannot be checked" in notes[1]
-
-
-# --- 6. binary files are skipped and counted; NUL bytes are not text ------------------------------------------------
-
 def test_6_binary_files_are_skipped_and_counted_and_nul_is_not_counted_as_text(tmp_path):
     src = texts(tmp_path / "src", n=30)
     import io
@@ -252,13 +234,6 @@ def test_6_binary_files_are_skipped_and_counted_and_nul_is_not_counted_as_text(t
 
 # --- 7-9 are in test_data.py (domain files against meta.json's counts) and test_reliability.py (the digest covers
 # counters and settings; a killed writer's temp file is removed by the next save).
-
-def test_7_8_9_are_tested_where_their_code_is():
-    import test_data
-    import test_reliability
-    assert test_data.test_domain_files_that_do_not_match_meta_counts_are_refused
-    assert test_reliability.test_the_digest_covers_counters_and_settings_and_old_digests_still_load
-    assert test_reliability.test_a_killed_writers_temp_file_is_removed_by_the_next_save
 
 
 # --- 10. one message instead of a traceback ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ promises on paper: computed from the configs and the experiment scripts' own arm
   L/2 layers and T / 2T steps;
 - the time: the headline arms of one seed fit 20 minutes on a 2-core CPU at the throughput measured there.
 
-The gpu-scale configs (config/<experiment>_gpu.py, jobs 2-4 of experiments/gpu_jobs.py) keep the same promises, larger:
+The gpu-scale configs (config/<experiment>_gpu.py, jobs 2-4 of tools/gpu_jobs.py) keep the same promises, larger:
 the same corpus, architecture, depth and arms, 8-16x the FLOPs per token and >= 20M tokens per arm, and train.py's
 device defaults (so a CPU dry run works with overrides). Their time is the runner's estimate, tested in
 tests/test_gpu_jobs.py.

@@ -1,6 +1,7 @@
 """eval.py: task scoring against a model with known log-probabilities, task readers, per-domain loss / ppl / bpb,
 speedup at equal loss, the command line."""
 
+from dataclasses import asdict
 import json
 import math
 import os
@@ -13,10 +14,11 @@ import torch
 import torch.nn as nn
 
 import eval as E
-from data.loader import Batcher, domain_losses
+import tasks
+from data.loader import Batcher, domain_losses, load_meta, tokenizer_record
 from data.prepare import ByteTokenizer
-from model import GPT, GPTConfig, config_dict
-from runs import save_checkpoint
+from model import GPT, GPTConfig
+from runs import read_evals, save_checkpoint
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "tasks")
 MC_TASKS = ["hellaswag", "piqa", "arc_easy", "arc_challenge", "sciq", "winogrande"]
@@ -87,26 +89,26 @@ def bigram_score(lp, ctx, cont):
 
 
 def fixture_docs(task):
-    with open(os.path.join(FIXTURES, E.TASKS[task].file)) as f:
+    with open(os.path.join(FIXTURES, tasks.TASKS[task].file)) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 # --- scoring -----------------------------------------------------------------------------------------------------
 
 def test_task_requests_follow_harness_format():
-    for task in E.TASKS:
-        for ex, d in zip(E.load_task(FIXTURES, task), fixture_docs(task)):
+    for task in tasks.TASKS:
+        for ex, d in zip(tasks.load_task(FIXTURES, task), fixture_docs(task)):
             pairs, gold, lens = expected_requests(task, d)
             assert ex["pairs"] == pairs and ex["gold"] == gold and ex["lens"] == lens, task
     # the tricky ones, spelled out
-    hs = E.load_task(FIXTURES, "hellaswag")
+    hs = tasks.load_task(FIXTURES, "hellaswag")
     assert hs[0]["pairs"][0][0] == "Making a sandwich: A man lays two slices of bread on a cutting board. He"
     assert hs[1]["pairs"][0] == ("Home and Garden: How to water a cactus. Check the soil first. Push a finger "
                                  "into the soil.", " If it is dry, water it deeply. Let the water drain out.")
-    wg = E.load_task(FIXTURES, "winogrande")[0]
+    wg = tasks.load_task(FIXTURES, "winogrande")[0]
     assert wg["pairs"] == [("The trophy doesn't fit into the brown suitcase because the trophy", " is too large."),
                            ("The trophy doesn't fit into the brown suitcase because the suitcase", " is too large.")]
-    sq = E.load_task(FIXTURES, "sciq")[0]
+    sq = tasks.load_task(FIXTURES, "sciq")[0]
     assert sq["pairs"][3] == ("The nucleus is the small, dense region at the center of an atom.\nQuestion: What is "
                               "the center of an atom called?\nAnswer:", " nucleus")
 
@@ -116,7 +118,7 @@ def test_known_logprobs_give_hand_computed_acc_and_acc_norm():
     lp = torch.log_softmax(table, -1).numpy()
     model, tok = Bigram(table.float()), ByteTokenizer()
     got_apart = 0
-    for task in E.TASKS:
+    for task in tasks.TASKS:
         docs = fixture_docs(task)
         exp_scores, exp_acc, exp_norm = [], [], []
         for d in docs:
@@ -131,14 +133,14 @@ def test_known_logprobs_give_hand_computed_acc_and_acc_norm():
                 if lens:
                     exp_norm.append(int(np.argmax(lls / np.array(lens))) == gold)
                     got_apart += np.argmax(lls) != np.argmax(lls / np.array(lens))
-        res = E.evaluate_tasks(model, tok, FIXTURES, [task], batch_size=5, log=lambda *a: None)[task]
+        res = tasks.evaluate_tasks(model, tok, FIXTURES, [task], batch_size=5, log=lambda *a: None)[task]
         assert res["n"] == len(docs)
         assert res["acc"] == pytest.approx(np.mean(exp_acc), abs=1e-12), task
         if exp_norm:
             assert res["acc_norm"] == pytest.approx(np.mean(exp_norm), abs=1e-12), task
         else:
             assert "acc_norm" not in res
-        got = E.example_scores(model, tok, E.load_task(FIXTURES, task), batch_size=3)
+        got = tasks.example_scores(model, tok, tasks.load_task(FIXTURES, task), batch_size=3)
         for g, e in zip(got, exp_scores):
             assert [x[1] for x in g] == [x[1] for x in e]
             np.testing.assert_allclose([x[0] for x in g], [x[0] for x in e], rtol=1e-5, atol=1e-6)
@@ -154,10 +156,10 @@ def test_batching_and_padding_do_not_change_scores(arch):
     torch.manual_seed(0)
     model = GPT(GPTConfig(arch=arch, block_size=64, vocab_size=256, n_layer=2, n_head=2, n_embd=32)).eval()
     tok = ByteTokenizer()
-    examples = [ex for t in E.TASKS for ex in E.load_task(FIXTURES, t)]  # contexts longer than 64: truncated
-    ref = E.example_scores(model, tok, examples, batch_size=1)
+    examples = [ex for t in tasks.TASKS for ex in tasks.load_task(FIXTURES, t)]  # contexts longer than 64: truncated
+    ref = tasks.example_scores(model, tok, examples, batch_size=1)
     for bs in (3, 1000):
-        got = E.example_scores(model, tok, examples, batch_size=bs)
+        got = tasks.example_scores(model, tok, examples, batch_size=bs)
         for g, r in zip(got, ref):
             np.testing.assert_allclose([x[0] for x in g], [x[0] for x in r], rtol=1e-5, atol=1e-5)
             assert [x[1] for x in g] == [x[1] for x in r]
@@ -170,21 +172,21 @@ def test_long_context_is_truncated_from_the_left():
     full = torch.tensor(ctx + cont)[-9:]  # block_size + 1 tokens: 8 inputs, the last 3 predicted
     logp = torch.log_softmax(model(full[None, :-1])[0][0], -1)
     expected = sum(logp[5 + j, cont[j]].item() for j in range(3))
-    (ll, _), = E.score_requests(model, [(ctx, cont)])
+    (ll, _), = tasks.score_requests(model, [(ctx, cont)])
     assert ll == pytest.approx(expected, rel=1e-6)
     # a continuation longer than block_size: its last 8 tokens are scored, given the token before them
     cont = list(range(50, 62))
     logp = torch.log_softmax(model(torch.tensor([cont[3:11]]))[0][0], -1)
     notes = []
-    (ll, _), = E.score_requests(model, [([1], cont)], log=notes.append)
+    (ll, _), = tasks.score_requests(model, [([1], cont)], log=notes.append)
     assert ll == pytest.approx(sum(logp[j, cont[4 + j]].item() for j in range(8)), rel=1e-6)
     assert "longer than block_size=8" in notes[0]
 
 
 def test_encode_pair_moves_trailing_space_and_uses_eot_for_empty_context():
     tok = ByteTokenizer()
-    assert E.encode_pair(tok, "ab ", "c") == (list(b"ab"), list(b" c"))
-    assert E.encode_pair(tok, "", " c") == ([tok.eot], list(b" c"))
+    assert tasks.encode_pair(tok, "ab ", "c") == (list(b"ab"), list(b" c"))
+    assert tasks.encode_pair(tok, "", " c") == ([tok.eot], list(b" c"))
 
 
 # --- task files ----------------------------------------------------------------------------------------------
@@ -194,31 +196,31 @@ def test_malformed_line_is_reported_with_file_and_line(tmp_path):
     bad = tmp_path / "piqa.jsonl"
     bad.write_text("\n".join([lines[0], '{"goal": "cut", "sol1": ', lines[2]]) + "\n")
     with pytest.raises(E.EvalError, match=rf"{bad}:2: not valid JSON"):
-        E.load_task(str(tmp_path), "piqa")
+        tasks.load_task(str(tmp_path), "piqa")
     bad.write_text("\n".join([lines[0], lines[1], '{"goal": "x", "sol1": "y", "label": 0}']) + "\n")
     with pytest.raises(E.EvalError, match=rf"{bad}:3: missing field 'sol2'"):
-        E.load_task(str(tmp_path), "piqa")
+        tasks.load_task(str(tmp_path), "piqa")
     (tmp_path / "winogrande.jsonl").write_text('{"sentence": "no blank", "option1": "a", "option2": "b", '
                                                '"answer": "1"}\n')
     with pytest.raises(E.EvalError, match=r"winogrande.jsonl:1: .*no '_' blank"):
-        E.load_task(str(tmp_path), "winogrande")
+        tasks.load_task(str(tmp_path), "winogrande")
     (tmp_path / "arc_easy.jsonl").write_text('{"question": "q", "choices": {"text": ["a"], "label": ["A"]}, '
                                              '"answerKey": "E"}\n')
     with pytest.raises(E.EvalError, match=r"arc_easy.jsonl:1: .*answerKey 'E'"):
-        E.load_task(str(tmp_path), "arc_easy")
+        tasks.load_task(str(tmp_path), "arc_easy")
 
 
 def test_missing_task_file_and_unknown_task(tmp_path):
     with pytest.raises(E.EvalError, match=r"hellaswag.jsonl not found.*ctx_a.*download"):
-        E.load_task(str(tmp_path), "hellaswag")
+        tasks.load_task(str(tmp_path), "hellaswag")
     with pytest.raises(E.EvalError, match="unknown task 'mmlu'"):
-        E.load_task(FIXTURES, "mmlu")
+        tasks.load_task(FIXTURES, "mmlu")
 
 
 def test_vocab_mismatch_is_refused():
     small = GPT(GPTConfig(block_size=16, vocab_size=100, n_layer=1, n_head=2, n_embd=16))
     with pytest.raises(E.EvalError, match="vocab_size is 100"):
-        E.evaluate_tasks(small, ByteTokenizer(), FIXTURES, ["piqa"])
+        tasks.evaluate_tasks(small, ByteTokenizer(), FIXTURES, ["piqa"])
 
 
 def test_optional_packages_missing_give_clear_errors(tmp_path, monkeypatch):
@@ -226,11 +228,11 @@ def test_optional_packages_missing_give_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "lm_eval", None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(E.EvalError, match="pip install datasets"):
-        E.download_tasks(str(tmp_path))
-    with pytest.raises(E.EvalError, match="pip install lm_eval"):
+        tasks.download_tasks(str(tmp_path))
+    with pytest.raises(E.EvalError, match=r"pip install 'lm_eval\[hf\]'"):
         E.run_harness(str(tmp_path / "nothing"), ["piqa"])
     with pytest.raises(E.EvalError, match="pip install matplotlib"):
-        E.plot_curves([], str(tmp_path / "x.png"))
+        E.plot_curves(str(tmp_path / "x.png"), {})
 
 
 # --- per-domain loss ---------------------------------------------------------------------------------------------
@@ -274,14 +276,15 @@ def test_domain_loss_ppl_bpb(tmp_path):
 
 def save_run(path, model, **extra):
     os.makedirs(path, exist_ok=True)
-    save_checkpoint({"model": model.state_dict(), "model_args": config_dict(model.config), "iter_num": 5, **extra},
+    save_checkpoint({"model": model.state_dict(), "model_args": asdict(model.config), "iter_num": 5, **extra},
                     os.path.join(path, "ckpt_0000005.pt"))
     return str(path)
 
 
 def test_cli_loss_tasks_sample(tmp_path, capsys):
     ds, _ = write_byte_dataset(tmp_path / "ds")
-    run = save_run(tmp_path / "run", tiny_gpt(block_size=64), config={"dataset": ds})
+    run = save_run(tmp_path / "run", tiny_gpt(block_size=64), config={"dataset": ds},
+                   tokenizer=tokenizer_record(load_meta(ds)))  # as train.py records them
     out = tmp_path / "loss.json"
     assert E.main(["loss", run, "--dataset", ds, "--tokens", "256", "--batch_size", "2", "--device", "cpu",
                    "--json", str(out)]) == 0
@@ -329,7 +332,8 @@ def test_speedup_on_power_law_curves():
 def write_metrics(run_dir, points, extra_lines=()):
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
-        for i, (tok, fl, loss) in enumerate(points):
+        for tok, fl, loss in points:  # a step's tokens are proportional to its iter
+            i = int(tok)
             f.write(json.dumps({"iter": i, "tokens": tok, "flops": fl, "train_loss": loss + 0.1, "lr": 1e-3}) + "\n")
             f.write(json.dumps({"iter": i, "tokens": tok, "flops": fl, "val_loss": {"a": loss, "b": loss},
                                 "val_loss_mean": loss}) + "\n")
@@ -376,7 +380,7 @@ def test_compare_runs_speedup_and_plot(tmp_path):
 def test_resumed_run_keeps_the_latest_points(tmp_path):
     run = write_metrics(tmp_path / "r", [(0, 0, 5.0), (100, 1e3, 4.0), (200, 2e3, 3.5), (300, 3e3, 3.4),
                                          (200, 2e3, 3.6), (300, 3e3, 3.3), (400, 4e3, 3.2)])
-    evals, _ = E.read_evals(run)
+    evals, _ = read_evals(run)
     assert E.curve(evals) == [(0, 5.0), (100, 4.0), (200, 3.6), (300, 3.3), (400, 3.2)]
-    with pytest.raises(E.EvalError, match="not found"):
-        E.read_evals(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_evals(str(tmp_path / "nope"))

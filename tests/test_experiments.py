@@ -313,16 +313,18 @@ def test_bimix_script_reports_a_failed_fit_in_its_table(tmp_path, tiny_dataset):
     assert "| fitted |" in md and "not run: fit failed" in md and "The BiMix fit failed" in md
 
 
-def test_mini_arms_are_valid_train_settings(tmp_path, capsys):
-    """--dry_run builds every arm's train.py command at --scale mini and checks it against train.py's settings."""
+def test_gpu_arms_are_valid_train_settings(tmp_path, capsys):
+    """--dry_run builds every arm's train.py command at --scale gpu and checks it against train.py's settings."""
     from experiments import bimix, gstack, inheritune
     for mod in (gstack, inheritune, bimix):
-        assert mod.main(["--scale", "mini", "--out", str(tmp_path / mod.__name__), "--dry_run"]) is None
+        assert mod.main(["--scale", "gpu", "--out", str(tmp_path / mod.__name__), "--dry_run"]) is None
     printed = capsys.readouterr().out
     for arm in gstack.ARMS + inheritune.ARMS + bimix.ARMS:
         assert f"[{arm}]" in printed or arm in ("depth_direct", "ablation_full"), arm  # aliases share a run
-    assert "--n_embd=384 --n_head=6 --intermediate_size=1024" in printed  # widthwise: half width, head_dim 64 kept
-    assert "--n_layer=6 --max_iters=320" in printed                       # scratch_2T of the 12-layer reference
+    g, ref = common.resolve(["config/gstack_gpu.py"]), common.resolve(["config/inheritune_gpu.py"])
+    assert (f"--n_embd={g['n_embd'] // 2} --n_head={g['n_head'] // 2} --intermediate_size="
+            f"{gstack.intermediate(g) // 2}") in printed                      # widthwise: half width, head_dim kept
+    assert f"--n_layer={ref['n_layer'] // 2} --max_iters={2 * common.final_iter(ref)}" in printed  # scratch_2T
 
 
 def settings_block_names():
@@ -389,20 +391,6 @@ def test_results_keep_no_path_of_this_machine():
             f'{json.dumps({"run": os.path.join(repo, "out", "y")})}')
     assert common.portable(text) == f'python train.py --out_dir=out/x "." {repo}2/data {{"run": "out/y"}}'
     assert common.portable(f"cd {repo}/ && ls /mnt/copy{repo}/out") == f"cd . && ls /mnt/copy{repo}/out"
-
-
-def test_a_reused_arm_whose_model_changed_with_a_default_is_out_of_date(tmp_path):
-    """A gpt2 run recorded before gelu_approximate existed computed tanh GELU: the default (exact) no longer
-    builds its model, so reusing it would mix two activations in one table; llama runs have no GELU."""
-    run = tmp_path / "arm"
-    run.mkdir()
-    (run / "config.json").write_text(json.dumps({"arch": "gpt2", "n_layer": 2}))
-    assert "gelu_approximate='tanh'" in common.changed_model(str(run), {"arch": "gpt2", "gelu_approximate": "none"})
-    assert common.changed_model(str(run), {"arch": "gpt2", "gelu_approximate": "tanh"}) is None
-    (run / "config.json").write_text(json.dumps({"arch": "gpt2", "gelu_approximate": "none"}))
-    assert common.changed_model(str(run), {"arch": "gpt2", "gelu_approximate": "none"}) is None
-    (run / "config.json").write_text(json.dumps({"arch": "llama"}))
-    assert common.changed_model(str(run), {"arch": "llama", "gelu_approximate": "none"}) is None
 
 
 def test_bimix_tilted_proxies_and_the_same_share_check():

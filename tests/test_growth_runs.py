@@ -8,7 +8,7 @@ import grow
 from conftest import TINY_RUN, read_metrics, run_train
 from data.loader import Batcher
 from model import GPT, GPTConfig
-from runs import checkpoint_paths, load_checkpoint, model_from_checkpoint
+from runs import checkpoint_paths, load_checkpoint
 
 # 2-layer model trained 10 steps (10 * 128 tokens), then grown; 30 steps in all
 GROWN = TINY_RUN + ["--max_iters=30", "--eval_interval=10", "--log_interval=1", "--warmup_iters=3",
@@ -70,7 +70,7 @@ def batch_loss(run_dir, ckpt_iter, step):
     batcher = Batcher(c["dataset"], c["block_size"], c["batch_size"],
                       steps_batch=c["batch_size"] * c["gradient_accumulation_steps"], mixture=c["mixture"],
                       seed=c["seed"])
-    model, _ = model_from_checkpoint(str(run_dir / f"ckpt_{ckpt_iter:07d}.pt"))
+    model = grow.load_model(load_checkpoint(str(run_dir / f"ckpt_{ckpt_iter:07d}.pt")))
     x, y = batcher.get("train", step)
     with torch.no_grad():
         return model(x, y)[1].item(), x
@@ -120,11 +120,11 @@ def test_ramped_and_learned_growth_in_a_run(tiny_dataset, tmp_path, dim, op, ext
     ck = load_checkpoint(checkpoint_paths(str(tmp_path))[-1])
     if dim == "width":
         # 10 of 50 ramp steps after growth, inside MSG's first phase: the checkpoint holds the masks, and
-        # loading it (runs.model_from_checkpoint: grow.load_state) ramps on from there
+        # loading it (grow.load_model) ramps on from there
         assert ck["model_args"]["n_embd"] == 64
         assert float(ck["model"]["blocks.0.mlp.up_proj.ramp"]) == pytest.approx(0.6)
         assert float(ck["model"]["blocks.0.attn.q_proj.ramp"]) == 0.0
-        model, _ = model_from_checkpoint(ck)
+        model = grow.load_model(ck)
         assert grow.ramps_active(model)
         grow.set_ramp(model, 1.0)
         GPT(model.config).load_state_dict(model.state_dict())  # plain once the ramp is done

@@ -2,6 +2,7 @@
 and `eval.py harness` (lm-evaluation-harness, offline) against `eval.py tasks`. Tests that need transformers or
 lm_eval are skipped without them; the file-level checks run everywhere."""
 
+from dataclasses import asdict
 import inspect
 import json
 import os
@@ -10,8 +11,11 @@ import pytest
 import torch
 
 import eval as E
-from data.prepare import ByteTokenizer, bpe_merges, bytes_to_unicode, get_tokenizer
-from model import GPT, GPTConfig, config_dict, from_hf, to_hf
+import tasks
+from data.loader import load_meta, tokenizer_record
+from data.prepare import ByteTokenizer, get_tokenizer
+from hf import bpe_merges, bytes_to_unicode, from_hf, save_tokenizer, to_hf
+from model import GPT, GPTConfig
 from runs import save_checkpoint
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "tasks")
@@ -107,7 +111,7 @@ def test_untied_gpt2_round_trip_without_transformers(tmp_path):
 def test_gpt2_merges_rebuilt_from_the_ranks(tmp_path):
     """GPT-2's merges.txt, known line by line: the first merges and their count (ranks 256..50255)."""
     tok = get_tokenizer("gpt2")
-    tok.save_pretrained(str(tmp_path), model_max_length=64)
+    save_tokenizer(tok, str(tmp_path), model_max_length=64)
     lines = (tmp_path / "merges.txt").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("#version") and len(lines) == 1 + 50000
     assert lines[1:5] == ["Ġ t", "Ġ a", "h e", "i n"]
@@ -123,7 +127,7 @@ def test_gpt2_merges_rebuilt_from_the_ranks(tmp_path):
 def test_exported_gpt2_tokenizer_gives_tiktokens_ids(tmp_path):
     transformers = pytest.importorskip("transformers")
     tok = get_tokenizer("gpt2")
-    tok.save_pretrained(str(tmp_path / "fast"))
+    save_tokenizer(tok, str(tmp_path / "fast"))
     text = real_text()
     want = tok.enc.encode(text, allowed_special={"<|endoftext|>"})  # the end-of-text token is 50256 in both
     assert 50256 in want and len(text) > 6000
@@ -143,7 +147,7 @@ def test_exported_gpt2_tokenizer_gives_tiktokens_ids(tmp_path):
 def test_exported_byte_tokenizer_gives_byte_ids(tmp_path):
     transformers = pytest.importorskip("transformers")
     bt = ByteTokenizer()
-    bt.save_pretrained(str(tmp_path))
+    save_tokenizer(bt, str(tmp_path))
     hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
     text = real_text().replace("<|endoftext|>", "")
     ids = hf.encode(text, add_special_tokens=False)
@@ -163,8 +167,9 @@ def save_run(path, model, tokenizer):
     tok = get_tokenizer(tokenizer)
     (ds / "meta.json").write_text(json.dumps({"tokenizer": tokenizer, "vocab_size": tok.n_vocab, "dtype": "uint16",
                                               "domains": {"text": {"train_tokens": 1, "val_tokens": 1}}}))
-    save_checkpoint({"model": model.state_dict(), "model_args": config_dict(model.config), "iter_num": 1,
-                     "config": {"dataset": str(ds)}}, str(path / "ckpt_0000001.pt"))
+    save_checkpoint({"model": model.state_dict(), "model_args": asdict(model.config), "iter_num": 1,
+                     "config": {"dataset": str(ds)}, "tokenizer": tokenizer_record(load_meta(str(ds)))},
+                    str(path / "ckpt_0000001.pt"))
     return str(path)
 
 
@@ -230,14 +235,14 @@ def test_harness_scores_every_item_as_tasks_does(tmp_path, arch, tokenizer, voca
     run = save_run(tmp_path / "run", m, tokenizer)
     for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(k, raising=False)  # run_harness must make itself offline
-    names = list(E.TASKS)
+    names = list(tasks.TASKS)
     results, samples = E.run_harness(run, names, FIXTURES, device="cpu", return_samples=True, log=lambda *a: None)
     assert os.environ.get("HF_HUB_OFFLINE") is None  # and leave the environment as it found it
     tok = get_tokenizer(tokenizer)
-    ours = E.evaluate_tasks(m, tok, FIXTURES, names, log=lambda *a: None)
+    ours = tasks.evaluate_tasks(m, tok, FIXTURES, names, log=lambda *a: None)
     for name in names:
-        examples = E.load_task(FIXTURES, name)
-        scores = E.example_scores(m, tok, examples)
+        examples = tasks.load_task(FIXTURES, name)
+        scores = tasks.example_scores(m, tok, examples)
         want = [[ll for ll, _ in s] for s in scores]
         assert len(samples[name]) == len(want), name
         for a, b in zip(samples[name], want):  # every (context, continuation) pair, as the harness scored it

@@ -1,6 +1,7 @@
 """Tests for inherit.py: Inheritune (Sanyal et al. 2024) inheritance, its search loop and the attention-collapse
 (lazy layer) diagnostic. CPU, fast; the end-to-end search runs train.py twice on a tiny byte-level dataset."""
 
+from dataclasses import asdict
 import json
 import math
 import os
@@ -11,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+import grow
 import inherit
-from model import GPT, GPTConfig, config_dict
-from runs import model_from_checkpoint, save_checkpoint
+from model import GPT, GPTConfig
+from runs import find_checkpoint, save_checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,7 +77,7 @@ def test_first_n_blocks_equal_reference(arch):
     ref = trained_like(tiny_config(arch))
     new = inherit.inherit(ref, 2)
     assert new is not ref and new.config.n_layer == 2 and len(new.blocks) == 2
-    assert config_dict(new.config) == dict(config_dict(ref.config), n_layer=2)
+    assert asdict(new.config) == dict(asdict(ref.config), n_layer=2)
     for i in range(2):
         ref_params = dict(ref.blocks[i].named_parameters())
         for name, p in new.blocks[i].named_parameters():
@@ -94,7 +96,7 @@ def test_explicit_layers_equal_chosen_blocks(arch):
         ref_state = ref.blocks[src].state_dict()
         for name, t in new.blocks[i].state_dict().items():
             assert torch.equal(t, ref_state[name]), f"block {i} <- {src}: {name}"
-    new = inherit.inherit(ref, 3, layers="2,0,1")  # train.py may pass a string; order is honoured
+    new = inherit.inherit(ref, 3, layers=[2, 0, 1])  # order is honoured
     assert torch.equal(new.blocks[0].attn.q_proj.weight, ref.blocks[2].attn.q_proj.weight)
 
 
@@ -202,7 +204,7 @@ def test_moved_layers_keep_their_attention_scale():
 def test_inherit_from_checkpoint_and_wrapped_model(tmp_path):
     ref = trained_like(tiny_config("llama"))
     path = str(tmp_path / "ckpt_0000010.pt")
-    save_checkpoint({"model": ref.state_dict(), "model_args": config_dict(ref.config)}, path)
+    save_checkpoint({"model": ref.state_dict(), "model_args": asdict(ref.config)}, path)
     a = inherit.inherit(path, 2)
     b = inherit.inherit(_Wrapper(ref), 2)
     assert torch.equal(a.blocks[1].mlp.gate_proj.weight, b.blocks[1].mlp.gate_proj.weight)
@@ -239,26 +241,6 @@ def test_bad_inputs_get_clear_errors():
         inherit.inherit(trained_like(tiny_config("llama")), 2, parts="wpe")
 
 
-def test_check_compatible_names_mismatches():
-    ref_args = config_dict(tiny_config("gpt2"))
-    inherit.check_compatible(ref_args, dict(ref_args, n_layer=2), n_layer=2)  # fine
-    inherit.check_compatible(ref_args, {"arch": "gpt2", "n_kv_head": None, "intermediate_size": None})  # None = any
-    with pytest.raises(ValueError, match=r"arch: reference 'gpt2', yours 'llama'"):
-        inherit.check_compatible(ref_args, dict(ref_args, arch="llama"))
-    with pytest.raises(ValueError, match=r"vocab_size: reference 64, yours 50304.*n_embd: reference 32, yours 64"):
-        inherit.check_compatible(ref_args, dict(ref_args, vocab_size=50304, n_embd=64))
-    with pytest.raises(ValueError, match=r"n_head: reference 4, yours 8"):
-        inherit.check_compatible(ref_args, {"n_head": 8})
-    with pytest.raises(ValueError, match=r"cannot inherit 6 layers from a reference of 4"):
-        inherit.check_compatible(ref_args, {}, n_layer=6)
-    with pytest.raises(ValueError, match=r"inheriting 2 layers but yours is 12"):
-        inherit.check_compatible(ref_args, {"n_layer": 12}, n_layer=2)
-
-
-# -------------------------------------------------------------------------------------------------------------
-# the search loop
-
-
 def test_stop_rule_with_fake_losses():
     L = 24
     assert inherit.next_n(12, 2.87, 2.81, L) == 14          # worse: two more layers
@@ -279,7 +261,7 @@ def write_fake_reference(root, n_layer=8, ref_loss=3.0, last_iter=100):
     """A reference run folder: config.json, a checkpoint (only model_args matter) and metrics.jsonl."""
     os.makedirs(root)
     cfg = tiny_config("gpt2", n_layer=n_layer)
-    save_checkpoint({"model": GPT(cfg).state_dict(), "model_args": config_dict(cfg)}, os.path.join(root, "ckpt_0000100.pt"))
+    save_checkpoint({"model": GPT(cfg).state_dict(), "model_args": asdict(cfg)}, os.path.join(root, "ckpt_0000100.pt"))
     (root / "config.json").write_text(json.dumps({"max_iters": last_iter}))
     lines = [{"iter": 0, "val_loss": {"a": 5.0}, "val_loss_mean": 5.0},
              {"iter": last_iter, "train_loss": 2.5},
@@ -344,7 +326,7 @@ def test_search_stops_before_reaching_reference_size(tmp_path):
 
 
 def write_byte_dataset(root):
-    """A one-domain byte-level dataset (docs/contracts.md layout) made of this repo's source text."""
+    """A one-domain byte-level dataset (docs/training.md layout) made of this repo's source text."""
     text = b"".join(open(os.path.join(REPO, f), "rb").read() for f in ("model.py", "inherit.py"))
     toks = np.frombuffer(text, dtype=np.uint8).astype(np.uint16)
     cut = int(len(toks) * 0.9)
@@ -383,7 +365,7 @@ def test_search_end_to_end_with_train_py(tmp_path, monkeypatch, capsys):
     for r in rounds:  # every round keeps its checkpoint, metrics and log
         run = out / f"n{r['n_layer']}"
         assert (run / "train.log").is_file() and inherit.final_eval(run)["iter"] == 30
-        model, _ = model_from_checkpoint(str(run))
+        model = grow.load_model(find_checkpoint(str(run))[0])
         assert model.config.n_layer == r["n_layer"]
     assert "| 2 |" in (out / "search.md").read_text()
     assert "search.json" in capsys.readouterr().out
@@ -471,7 +453,7 @@ def test_rank_cli_on_a_checkpoint(tmp_path, capsys):
     ds = write_byte_dataset(tmp_path / "ds")
     cfg = tiny_config("llama", vocab_size=256)
     model = trained_like(cfg)
-    save_checkpoint({"model": model.state_dict(), "model_args": config_dict(cfg), "config": {"dataset": str(ds)}},
+    save_checkpoint({"model": model.state_dict(), "model_args": asdict(cfg), "config": {"dataset": str(ds)}},
                     str(tmp_path / "run" / "ckpt_0000005.pt"))
     inherit.main(["rank", str(tmp_path / "run"), "--n_seqs", "5", "--seq_len", "12", "--device", "cpu",
                   "--json", str(tmp_path / "r.json")])

@@ -15,7 +15,7 @@ import mix
 
 
 def write_dataset(root, domains, vocab_size=64, dtype="uint16"):
-    """A dataset folder per docs/contracts.md: meta.json + <domain>/{train,val}.bin from {domain: token array}."""
+    """A dataset folder per docs/training.md: meta.json + <domain>/{train,val}.bin from {domain: token array}."""
     meta = {"tokenizer": "byte", "vocab_size": vocab_size, "dtype": dtype, "domains": {}}
     for d, toks in domains.items():
         os.makedirs(root / d, exist_ok=True)
@@ -238,7 +238,7 @@ def test_resolve_errors(dataset, tmp_path):
         mix.resolve_mixture({"noisy": "0.5"}, dataset)
     with pytest.raises(ValueError, match="is unknown; use one of natural, uniform"):
         mix.resolve_mixture("entropy", dataset)
-    with pytest.raises(FileNotFoundError, match="meta.json not found"):
+    with pytest.raises(ValueError, match="nowhere does not exist: build it first"):
         mix.resolve_mixture("uniform", tmp_path / "nowhere")
 
     ds = write_dataset(tmp_path / "with_empty", {"a": np.arange(500) % 64, "empty": np.zeros(0)})
@@ -421,7 +421,7 @@ def test_fit_errors():
 
 
 def write_run(run_dir, mixture, s_list, noise=0.0, seed=0, extra_lines=()):
-    """A fake train.py out_dir (docs/contracts.md): config.json + metrics.jsonl with losses from TRUE."""
+    """A fake train.py out_dir (docs/training.md): config.json + metrics.jsonl with losses from TRUE."""
     rng = np.random.default_rng(seed)
     os.makedirs(run_dir)
     (run_dir / "config.json").write_text(json.dumps({"mixture": mixture, "learning_rate": 6e-4}))
@@ -451,7 +451,7 @@ def test_observations_from_runs(tmp_path):
     # a domain left out of a run (r = 0) gives no points
     run0 = write_run(tmp_path / "run0", {"web": 0.6, "code": 0.4, "books": 0.0}, [100, 200])
     assert {o[0] for o in mix.observations_from_runs(str(run0))} == {"web", "code"}
-    nan_line = json.dumps({"iter": 300, "val_loss": {"web": float("nan"), "code": 2.0}}) + "\n"
+    nan_line = json.dumps({"iter": 300, "val_loss": {"web": float("nan"), "code": 2.0}, "val_loss_mean": float("nan")}) + "\n"
     run_nan = write_run(tmp_path / "run_nan", {"web": 0.5, "code": 0.5}, [100], extra_lines=[nan_line])
     with pytest.warns(UserWarning, match="skipped 1 non-finite"):
         assert [o[2] for o in mix.observations_from_runs([run_nan])] == [100.0, 100.0, 300.0]

@@ -4,7 +4,8 @@ import os
 import pytest
 import torch
 
-from model import GPT, GPTConfig, config_dict, from_hf, to_hf
+from hf import from_hf, to_hf
+from model import GPT, GPTConfig
 
 
 def tiny(arch, **kw):
@@ -111,26 +112,16 @@ def test_a_projection_that_is_more_than_its_matmul_is_called_as_a_module():
     torch.testing.assert_close(m(x)[0], ref(x)[0])
 
 
-def test_gelu_is_exact_by_default_and_old_checkpoints_keep_gpt2s_tanh():
-    """gelu_approximate='none' (nanoGPT's exact GELU) for new models; a checkpoint written before the setting
-    existed has no entry for it and computed tanh GELU, so it loads as tanh, with the logits it had."""
-    from runs import model_from_checkpoint
+def test_gelu_is_exact_by_default_and_tanh_on_request():
+    """gelu_approximate='none' (nanoGPT's exact GELU) for new models; 'tanh' is GPT-2's own."""
     exact, tanh = tiny("gpt2"), tiny("gpt2", gelu_approximate="tanh")
     assert exact.config.gelu_approximate == "none"
     x = torch.randint(0, 101, (2, 24))
     assert (exact(x)[0] - tanh(x)[0]).abs().max() > 1e-6  # same weights (same seed), other activation
-    old_args = config_dict(tanh.config)
-    del old_args["gelu_approximate"]
-    loaded, _ = model_from_checkpoint({"model": tanh.state_dict(), "model_args": old_args})
-    assert loaded.config.gelu_approximate == "tanh"
-    torch.testing.assert_close(loaded(x)[0], tanh(x)[0], rtol=0, atol=0)
     with pytest.raises(ValueError, match="gelu_approximate='erf'.*'none'.*'tanh'"):
         GPTConfig(gelu_approximate="erf")
     with pytest.raises(ValueError, match="gelu_approximate is a gpt2 setting"):
         GPTConfig(arch="llama", gelu_approximate="tanh")
-    llama_args = config_dict(tiny("llama").config)  # an old llama checkpoint: no GELU, nothing to restore
-    del llama_args["gelu_approximate"]
-    assert model_from_checkpoint({"model": tiny("llama").state_dict(), "model_args": llama_args})[0].config.arch == "llama"
 
 
 def test_inverse_layer_idx_scaling_changes_deeper_layers_only():
@@ -204,6 +195,10 @@ def test_hf_import_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         from_hf(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ValueError, match="model_type='bert' is not supported"):  # refused before reading weights
+        from_hf(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 8, "vocab_size": 16,
+                                                      "n_layer": 1, "n_head": 2, "n_embd": 8}))
     with pytest.raises(FileNotFoundError, match="model.safetensors or pytorch_model.bin"):
         from_hf(str(tmp_path))
 

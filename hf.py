@@ -1,0 +1,361 @@
+"""
+Hugging Face checkpoints, local folders only: config.json + model.safetensors / pytorch_model.bin (sharded or not).
+
+  from_hf(path) -> GPT                       a GPT-2 or Llama folder as one of our models, logits equal
+  to_hf(model, path, tokenizer=None)         a GPT as a folder transformers' AutoModelForCausalLM loads, with the
+                                             tokenizer's files (AutoTokenizer) when one is given
+  run_lm_eval(model_dir, tasks, work_dir)    lm-evaluation-harness on such a folder and local task files, offline
+
+GPT-2 stores its projections as Conv1D, i.e. transposed, with q, k, v fused in c_attn; Llama's keys are ours renamed.
+The tokenizer files are GPT-2's byte-level BPE format, rebuilt offline from the BPE ranks (no download).
+"""
+
+import contextlib
+import json
+import os
+import sys
+
+import torch
+
+from model import GPT, GPTConfig
+
+HF_EOT = "<|endoftext|>"
+
+
+def _read_weights(path):
+    def read(file):
+        if file.endswith(".safetensors"):
+            try:
+                from safetensors.torch import load_file
+            except ImportError:
+                raise ImportError(f"{file} is a safetensors file: pip install safetensors") from None
+            return load_file(os.path.join(path, file))
+        return torch.load(os.path.join(path, file), map_location="cpu", weights_only=True)
+
+    for single, index in (("model.safetensors", "model.safetensors.index.json"),
+                          ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        if os.path.isfile(os.path.join(path, index)):
+            with open(os.path.join(path, index)) as f:
+                files = sorted(set(json.load(f)["weight_map"].values()))
+            return {k: v for file in files for k, v in read(file).items()}
+        if os.path.isfile(os.path.join(path, single)):
+            return read(single)
+    raise FileNotFoundError(f"{path}: no model.safetensors or pytorch_model.bin (sharded or not) found")
+
+
+GELUS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu": "none"}  # transformers' ACT2FN names
+LLAMA_RENAMES = [("model.embed_tokens.", "wte."), ("model.norm.", "ln_f."), ("model.layers.", "blocks."),
+                 (".self_attn.", ".attn."), (".input_layernorm.", ".ln_1."), (".post_attention_layernorm.", ".ln_2.")]
+
+
+def from_hf(path):
+    """A local Hugging Face GPT-2 or Llama checkpoint folder as a GPT."""
+    cfg_file = os.path.join(path, "config.json")
+    if not os.path.isfile(cfg_file):
+        raise FileNotFoundError(f"{cfg_file} not found: init_from must be a local Hugging Face model directory")
+    with open(cfg_file) as f:
+        hf = json.load(f)
+    config = _config_from_hf(hf, cfg_file)
+    sd = _read_weights(path)
+    if config.arch == "gpt2":
+        ours = _gpt2_from_hf_state(sd, config)
+        if not config.tie_embeddings:  # an untied GPT-2 saves its head as lm_head.weight (transformers does too)
+            if "lm_head.weight" not in sd:
+                raise ValueError(f"{cfg_file}: tie_word_embeddings is false but {path} has no lm_head.weight")
+            ours["lm_head.weight"] = sd["lm_head.weight"]
+    else:
+        ours = {_rename(k, LLAMA_RENAMES): v for k, v in sd.items() if "rotary_emb" not in k}
+        if config.tie_embeddings:
+            ours.pop("lm_head.weight", None)
+    model = GPT(config)
+    missing, unexpected = model.load_state_dict(ours, strict=False)
+    missing = [k for k in missing if not (config.tie_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model
+
+
+def _config_from_hf(hf, cfg_file):
+    kind = hf.get("model_type")
+    if kind == "gpt2":
+        act, scaled = hf.get("activation_function", "gelu_new"), hf.get("scale_attn_weights", True)
+        if act not in GELUS or not scaled:
+            raise ValueError(f"{cfg_file}: this GPT-2 variant is not supported (activation_function={act!r}, "
+                             f"scale_attn_weights={scaled}); nanogrow's gpt2 is a GELU ({', '.join(GELUS)}) with "
+                             f"attention logits scaled by 1/sqrt(head_dim)")
+        return GPTConfig(arch="gpt2", block_size=hf["n_positions"], vocab_size=hf["vocab_size"],
+                         n_layer=hf["n_layer"], n_head=hf["n_head"], n_embd=hf["n_embd"],
+                         intermediate_size=hf.get("n_inner") or 4 * hf["n_embd"], bias=True,
+                         tie_embeddings=hf.get("tie_word_embeddings", True), norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+                         scale_attn_by_inverse_layer_idx=hf.get("scale_attn_by_inverse_layer_idx", False),
+                         gelu_approximate=GELUS[act])
+    if kind != "llama":
+        raise ValueError(f"{cfg_file}: model_type={kind!r} is not supported (only 'gpt2' and 'llama')")
+    rope = {**(hf.get("rope_parameters") or {}), **(hf.get("rope_scaling") or {})}  # transformers 4.x / 5.x
+    unsupported = {"rope type": rope.get("rope_type", rope.get("type", "default")),
+                   "hidden_act": hf.get("hidden_act", "silu"),
+                   "head_dim": hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"]}
+    if (unsupported["rope type"] not in (None, "default") or unsupported["hidden_act"] != "silu"
+            or unsupported["head_dim"] != hf["hidden_size"] // hf["num_attention_heads"]):
+        raise ValueError(f"{cfg_file}: this Llama variant is not supported ({unsupported}); nanogrow's llama is "
+                         f"plain RoPE, SiLU and head_dim = hidden_size / num_attention_heads")
+    # HF Llama has attention_bias (q, k, v, o) and mlp_bias (gate, up, down); our one `bias` puts biases in all seven
+    attn, mlp = bool(hf.get("attention_bias", False)), bool(hf.get("mlp_bias", False))
+    if attn != mlp:
+        raise ValueError(f"{cfg_file}: attention_bias={attn} and mlp_bias={mlp} are not supported: nanogrow's llama "
+                         f"has one bias setting for the attention and MLP projections alike, so it loads only a "
+                         f"Llama whose attention_bias and mlp_bias are equal")
+    return GPTConfig(arch="llama", block_size=hf["max_position_embeddings"], vocab_size=hf["vocab_size"],
+                     n_layer=hf["num_hidden_layers"], n_head=hf["num_attention_heads"],
+                     n_kv_head=hf.get("num_key_value_heads") or hf["num_attention_heads"],
+                     n_embd=hf["hidden_size"], intermediate_size=hf["intermediate_size"], bias=attn,
+                     tie_embeddings=hf.get("tie_word_embeddings", False), norm_eps=hf.get("rms_norm_eps", 1e-6),
+                     rope_theta=hf.get("rope_theta") or rope.get("rope_theta", 10000.0))
+
+
+def _rename(k, renames, reverse=False):
+    for a, b in renames:
+        k = k.replace(b, a) if reverse else k.replace(a, b)
+    return k
+
+
+def _gpt2_from_hf_state(sd, config):
+    sd = {k.removeprefix("transformer."): v for k, v in sd.items()}
+    C = config.n_embd
+    out = {"wte.weight": sd["wte.weight"], "wpe.weight": sd["wpe.weight"],
+           "ln_f.weight": sd["ln_f.weight"], "ln_f.bias": sd["ln_f.bias"]}
+    for i in range(config.n_layer):
+        p, q = f"h.{i}.", f"blocks.{i}."
+        for n in ("ln_1", "ln_2"):
+            out[q + n + ".weight"], out[q + n + ".bias"] = sd[p + n + ".weight"], sd[p + n + ".bias"]
+        w, b = sd[p + "attn.c_attn.weight"].t(), sd[p + "attn.c_attn.bias"]  # Conv1D (C, 3C) -> Linear (3C, C)
+        for j, n in enumerate(("q_proj", "k_proj", "v_proj")):
+            out[q + f"attn.{n}.weight"], out[q + f"attn.{n}.bias"] = w[j * C:(j + 1) * C], b[j * C:(j + 1) * C]
+        for src, dst in (("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"), ("mlp.c_proj", "mlp.down_proj")):
+            out[q + dst + ".weight"], out[q + dst + ".bias"] = sd[p + src + ".weight"].t(), sd[p + src + ".bias"]
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def to_hf(model, path, tokenizer=None):
+    """Write a GPT as a Hugging Face folder (config.json + model.safetensors, or pytorch_model.bin without
+    safetensors) with the official key names. tokenizer (data.prepare.get_tokenizer's): its files go in too, and
+    its end-of-text id is the config's bos and eos id; without one, bos/eos are null."""
+    c = model.config
+    if tokenizer is not None and tokenizer.n_vocab > c.vocab_size:
+        raise ValueError(f"to_hf: the tokenizer has {tokenizer.n_vocab} ids but the model's vocab_size is "
+                         f"{c.vocab_size}: the model was trained with another tokenizer")
+    sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with torch.device("meta"):
+        extra = sorted(set(sd) - set(GPT(c).state_dict()))
+    if extra:  # e.g. a G_random growth still blending in its new weights (grow.py)
+        raise ValueError(f"to_hf: the model holds state that a plain GPT has not ({', '.join(extra[:3])}): finish "
+                         f"the growth that is still blending in new weights first")
+    if c.arch == "llama" and c.scale_attn_by_inverse_layer_idx:
+        raise ValueError("to_hf: this Llama model has scale_attn_by_inverse_layer_idx, which Hugging Face Llama "
+                         "cannot express")
+    os.makedirs(path, exist_ok=True)
+    if c.arch == "gpt2":
+        hf_cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": c.vocab_size,
+                  "n_positions": c.block_size, "n_ctx": c.block_size, "n_embd": c.n_embd, "n_layer": c.n_layer,
+                  "n_head": c.n_head, "n_inner": c.intermediate_size,
+                  "activation_function": {"tanh": "gelu_new", "none": "gelu"}[c.gelu_approximate],
+                  "layer_norm_epsilon": c.norm_eps, "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
+                  "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "tie_word_embeddings": c.tie_embeddings}
+        out = _gpt2_to_hf_state(sd, c)
+        if not c.tie_embeddings:  # transformers' GPT2LMHeadModel with tie_word_embeddings=False reads it back
+            out["lm_head.weight"] = sd["lm_head.weight"]
+    else:
+        hf_cfg = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": c.vocab_size,
+                  "hidden_size": c.n_embd, "intermediate_size": c.intermediate_size, "num_hidden_layers": c.n_layer,
+                  "num_attention_heads": c.n_head, "num_key_value_heads": c.n_kv_head, "hidden_act": "silu",
+                  "max_position_embeddings": c.block_size, "rms_norm_eps": c.norm_eps, "rope_theta": c.rope_theta,
+                  "tie_word_embeddings": c.tie_embeddings, "attention_bias": c.bias, "mlp_bias": c.bias}
+        out = {_rename(k, LLAMA_RENAMES, reverse=True): v for k, v in sd.items()}
+        if c.tie_embeddings:
+            out.pop("lm_head.weight", None)
+    hf_cfg["bos_token_id"] = hf_cfg["eos_token_id"] = None if tokenizer is None else int(tokenizer.eot)
+    hf_cfg["torch_dtype"] = str(next(model.parameters()).dtype).removeprefix("torch.")
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(hf_cfg, f, indent=2)
+    if tokenizer is not None:
+        save_tokenizer(tokenizer, path, model_max_length=c.block_size)
+    out = {k: v.contiguous().clone() for k, v in out.items()}
+    try:
+        from safetensors.torch import save_file
+        save_file(out, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+    except ImportError:
+        torch.save(out, os.path.join(path, "pytorch_model.bin"))
+
+
+def _gpt2_to_hf_state(sd, c):
+    C = c.n_embd
+
+    def bias(key, n):  # our bias-free GPT-2 writes zero biases: HF GPT-2 always has them
+        return sd.get(key, torch.zeros(n))
+    out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
+           "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": bias("ln_f.bias", C)}
+    for i in range(c.n_layer):
+        p, q = f"transformer.h.{i}.", f"blocks.{i}."
+        for n in ("ln_1", "ln_2"):
+            out[p + n + ".weight"], out[p + n + ".bias"] = sd[q + n + ".weight"], bias(q + n + ".bias", C)
+        qkv = ("q_proj", "k_proj", "v_proj")
+        out[p + "attn.c_attn.weight"] = torch.cat([sd[q + f"attn.{n}.weight"] for n in qkv]).t()
+        out[p + "attn.c_attn.bias"] = torch.cat([bias(q + f"attn.{n}.bias", C) for n in qkv])
+        for src, dst, n in (("attn.c_proj", "attn.o_proj", C), ("mlp.c_fc", "mlp.up_proj", c.intermediate_size),
+                            ("mlp.c_proj", "mlp.down_proj", C)):
+            out[p + src + ".weight"] = sd[q + dst + ".weight"].t()
+            out[p + src + ".bias"] = bias(q + dst + ".bias", n)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Tokenizer files in GPT-2's byte-level BPE format: vocab.json maps each token (its bytes written with
+# bytes_to_unicode's printable characters) to its id, merges.txt lists the merges in the order they apply;
+# tokenizer.json (the fast tokenizer) is written too when the `tokenizers` package is installed.
+
+def bytes_to_unicode():
+    """GPT-2's map of the 256 byte values to printable characters, {byte: character}: printable Latin-1 bytes
+    stand for themselves, the other 68 (control characters, space, ...) for chr(256), chr(257), ... in byte order."""
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + n) for n, b in enumerate(others)}}
+
+
+def bpe_merges(ranks):
+    """The merges of a byte-level BPE, in the order they apply, from its ranks {token bytes: id} (tiktoken's
+    format, where a merge's rank is its result's): each token of two or more bytes is the merge of the two parts
+    that BPE with the lower-ranked tokens leaves of it. [(left bytes, right bytes)]"""
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(token) < 2:
+            continue
+        parts = [token[i:i + 1] for i in range(len(token))]
+        while len(parts) > 2:
+            r, i = min((ranks.get(a + b, rank), i) for i, (a, b) in enumerate(zip(parts, parts[1:])))
+            if r >= rank:
+                break
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+        if len(parts) != 2:
+            raise ValueError(f"BPE ranks: token {token!r} (rank {rank}) is no merge of two lower-ranked tokens")
+        merges.append(tuple(parts))
+    return merges
+
+
+def save_tokenizer(tok, path, model_max_length=None):
+    """A data.prepare tokenizer as Hugging Face files. GPT-2 BPE: vocab and merges rebuilt from the ranks (it gives
+    tiktoken's ids). Bytes: a byte-level BPE without merges, byte b (1..255) = id b, id 0 = <|endoftext|>."""
+    enc = bytes_to_unicode()
+    if tok.name == "byte":
+        vocab, merges = {HF_EOT: 0, **{enc[b]: b for b in range(1, 256)}}, []
+    else:
+        ranks = {b: tok.enc.encode_single_token(b) for b in tok.enc.token_byte_values()}
+        vocab = {"".join(enc[b] for b in token): rank for token, rank in ranks.items()}
+        vocab[HF_EOT] = tok.eot
+        merges = [tuple("".join(enc[b] for b in part) for part in pair) for pair in bpe_merges(ranks)]
+    os.makedirs(path, exist_ok=True)
+    vocab = dict(sorted(vocab.items(), key=lambda kv: kv[1]))
+    with open(os.path.join(path, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    with open(os.path.join(path, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    special = {"bos_token": HF_EOT, "eos_token": HF_EOT, "unk_token": HF_EOT}
+    added = {"content": HF_EOT, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+             "special": True}
+    config = {"tokenizer_class": "GPT2Tokenizer", **special, "add_bos_token": False, "add_prefix_space": False,
+              "clean_up_tokenization_spaces": False, "added_tokens_decoder": {str(tok.eot): added}}
+    if model_max_length:
+        config["model_max_length"] = int(model_max_length)
+    for name, obj in (("tokenizer_config.json", config), ("special_tokens_map.json", special)):
+        with open(os.path.join(path, name), "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2)
+    try:
+        from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    except ImportError:
+        return  # transformers builds the fast tokenizer from vocab.json and merges.txt
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)  # GPT-2's pre-tokenizer regex
+    tk.post_processor = processors.ByteLevel(trim_offsets=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.add_special_tokens([AddedToken(HF_EOT, special=True, normalized=False)])
+    tk.save(os.path.join(path, "tokenizer.json"))
+
+
+# -------------------------------------------------------------------------------------------------------------
+# lm-evaluation-harness on an exported folder, offline
+
+@contextlib.contextmanager
+def offline():
+    """Hugging Face libraries offline for the duration (environment and already imported modules alike): a missing
+    file is an error at once, not a retry against an unreachable server."""
+    keys = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    env = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    patched = []
+    for mod, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
+                       ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
+        m = sys.modules.get(mod)
+        patched += [(m, a, getattr(m, a)) for a in attrs if m is not None and hasattr(m, a)]
+    for m, attr, _ in patched:
+        setattr(m, attr, True)
+    try:
+        yield
+    finally:
+        for m, attr, value in patched:
+            setattr(m, attr, value)
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_lm_eval(model_dir, tasks, work_dir, hf_tokenizer=None, batch_size=16, limit=None, device="cpu",
+                num_fewshot=0, dtype="float32", return_samples=False):
+    """simple_evaluate(model="hf") of lm-evaluation-harness (0.4.x) on a Hugging Face folder, offline. tasks:
+    {name: (the harness's task YAML under lm_eval/tasks/, split, local JSONL file)}: each runs the harness's own
+    definition (prompts, choices, metrics) on the local file, as task nanogrow_<name>, so that none resolves to the
+    hub-backed original. Returns {name: {metric: value}}, and with return_samples {name: [[log-likelihood of each
+    choice] per example, in file order]} too."""
+    import lm_eval
+    import lm_eval.tasks
+    root = os.path.dirname(os.path.abspath(lm_eval.tasks.__file__))
+    names = {}
+    with offline():
+        for name, (yaml, split, path) in tasks.items():
+            if not os.path.isfile(os.path.join(root, yaml)):
+                raise FileNotFoundError(f"this lm_eval has no {yaml} among its tasks ({root}); the harness bridge "
+                                        f"was checked with lm-eval 0.4.x")
+            names[name] = "nanogrow_" + name
+            cfg = {"include": os.path.join(root, yaml), "task": names[name], "dataset_path": "json",
+                   "dataset_name": None, "dataset_kwargs": {"data_files": {split: path},
+                                                            "cache_dir": os.path.join(work_dir, "datasets_cache")},
+                   "training_split": None, "fewshot_split": None,
+                   "validation_split": split if split == "validation" else None,
+                   "test_split": split if split == "test" else None}
+            with open(os.path.join(work_dir, names[name] + ".yaml"), "w") as f:
+                json.dump(cfg, f, indent=1)  # JSON is YAML
+        try:
+            manager = lm_eval.tasks.TaskManager(include_path=work_dir, include_defaults=False)
+        except TypeError:  # an lm-eval 0.4 without include_defaults
+            manager = lm_eval.tasks.TaskManager(include_path=work_dir)
+        args = f"pretrained={model_dir},dtype={dtype}" + (f",tokenizer={hf_tokenizer}" if hf_tokenizer else "")
+        try:
+            res = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=list(names.values()),
+                                          num_fewshot=num_fewshot, batch_size=batch_size, limit=limit, device=device,
+                                          task_manager=manager, log_samples=return_samples)
+        except ImportError as e:  # lm_eval's "hf" model needs accelerate, which plain `pip install lm_eval` lacks
+            raise ImportError(f"lm-evaluation-harness's Hugging Face model cannot start ({e}): "
+                              f"pip install 'lm_eval[hf]'") from e
+        except OSError as e:  # e.g. --hf_tokenizer naming a hub tokenizer that is not in the local cache
+            raise OSError(f"lm-evaluation-harness failed offline ({type(e).__name__}: {e}); it reads only local "
+                          f"files here: the exported model and tokenizer and the task files") from e
+    results = {}
+    for ours, theirs in names.items():  # "acc,none" -> "acc"; the harness's sample count as "n", as `tasks` has it
+        got = {("n" if k == "sample_len" else k.removesuffix(",none")): v for k, v in res["results"][theirs].items()}
+        results[ours] = {k: v for k, v in got.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if not return_samples:
+        return results
+    samples = {ours: [[float(r[0][0]) for r in s["resps"]]  # resps: [[(log-likelihood, is greedy)] per choice]
+                      for s in sorted(res["samples"][theirs], key=lambda s: s["doc_id"])]
+               for ours, theirs in names.items()}
+    return results, samples
