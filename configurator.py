@@ -187,14 +187,6 @@ def check_train_settings(s):
         raise ConfigError(f"min_lr={min_lr!r}: must be <= grow_learning_rate={grow_lr!r} (the grown model's peak)")
     if s["grow_op"] == "learn" and not s["grow_learn_lr"] > 0:
         raise ConfigError(f"grow_learn_lr={s['grow_learn_lr']!r}: must be > 0 (grow_op='learn' trains its growth maps)")
-    if s["fsdp"] and int(os.environ.get("RANK", -1)) == -1:
-        raise ConfigError("fsdp=True shards over processes: launch with torchrun --nproc_per_node=N")
-    if s["fsdp"] and s["dtype"] == "float16":  # GradScaler would see only each rank's gradient shard
-        raise ConfigError("fsdp=True with dtype='float16' is not supported: use bfloat16 (or float32)")
-    if s["fsdp"] and s["grow_dim"] == "width" and s["grow_op"] == "random" and (s["grow_at_tokens"]
-                                                                                  or s["init_from"] == "grow"):
-        raise ConfigError("widthwise G_random masks new outputs with forward hooks and buffers, untested under "
-                          "FSDP: grow with another op, or without fsdp")
     if s["init_from"] in ("grow", "inherit") and not s[f"{s['init_from']}_from"]:
         raise ConfigError(f"init_from={s['init_from']!r} needs {s['init_from']}_from: the checkpoint or run folder "
                           f"to start from")

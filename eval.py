@@ -3,15 +3,14 @@ Evaluation: validation loss per domain, zero-shot tasks, run comparison (speedup
 
     python eval.py loss out/run1 out/run2/ckpt_0002000.pt [--dataset pycorpus] [--tokens 1e6]
     python eval.py tasks out/run1 --tasks hellaswag,piqa --task_dir data/tasks [--limit 500]
-    python eval.py harness out/run1 --tasks hellaswag,arc_easy   # the same tasks through lm-evaluation-harness
     python eval.py export out/run1 out/run1_hf                    # a Hugging Face folder: model and tokenizer
     python eval.py compare out/scratch out/gstack [--target 3.1] [--plot compare.png]
     python eval.py sample out/run1 --prompt "def main(" --num_samples 2 --max_new_tokens 200
-    python eval.py download --task_dir data/tasks                 # needs `pip install datasets` and a network
 
 loss: mean cross-entropy (nats) on the fixed val batches train.py evaluates on, perplexity, and bits per byte
   (loss / ln 2 * tokens / bytes: independent of the tokenizer, so a byte model compares with a BPE model).
-tasks: zero-shot multiple choice as lm-evaluation-harness scores it (tasks.py); harness: the harness itself.
+tasks: zero-shot multiple choice as lm-evaluation-harness scores it (tasks.py; the tests check it item by item
+  against the harness itself, which runs on an export: lm_eval --model hf --model_args pretrained=out/run1_hf).
 compare: Gstack's speedup at equal loss, sp = C_baseline / C_run - 1, in exact FLOPs and in the paper's tokens.
 """
 
@@ -21,7 +20,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 
 import numpy as np
 import torch
@@ -30,9 +28,9 @@ import grow
 from configurator import ConfigError, check_device, user_error_message
 from data.loader import Batcher, DataError, check_tokenizer, dataset_dir, domain_loss, load_meta
 from data.prepare import get_tokenizer
-from hf import run_lm_eval, to_hf
+from hf import to_hf
 from runs import CheckpointError, find_checkpoint, read_evals
-from tasks import TASKS, EvalError, check_vocab, download_tasks, evaluate_tasks, load_task
+from tasks import TASKS, EvalError, check_vocab, evaluate_tasks
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -112,7 +110,7 @@ def eval_loss(model, dataset_dir, tokens=None, batch_size=8, block_size=None, ct
 
 
 # -------------------------------------------------------------------------------------------------------------
-# Hugging Face export and lm-evaluation-harness
+# Hugging Face export
 
 HF_EXPORT_FILES = ("config.json", "model.safetensors", "pytorch_model.bin", "vocab.json", "merges.txt",
                    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")  # what to_hf writes
@@ -142,32 +140,6 @@ def export_hf(path, out_dir, tokenizer=None, log=print):
         raise EvalError(str(e)) from None
     log(f"wrote {out_dir}: {used} as a Hugging Face {model.config.arch} model with the {tok.name!r} tokenizer")
     return out_dir, tok
-
-
-def run_harness(path, tasks, task_dir=None, hf_tokenizer=None, batch_size=16, limit=None, device=None,
-                num_fewshot=0, dtype="float32", tokenizer=None, return_samples=False, log=print):
-    """lm-evaluation-harness's own scores for a checkpoint, offline: exported (export_hf) to a temporary folder and
-    evaluated by hf.run_lm_eval on the harness's own task definitions, each reading our local JSONL file (the one
-    `eval.py tasks` reads) instead of the hub's dataset. Returns {task: {metric: value}}; with return_samples,
-    also {task: [[log-likelihood of each choice] per example, in file order]}."""
-    try:
-        import lm_eval  # noqa: F401  (only whether it is installed)
-    except ImportError:
-        raise EvalError("the harness needs lm-evaluation-harness: pip install 'lm_eval[hf]' (it brings "
-                        "transformers); `python eval.py tasks` scores the same tasks without it") from None
-    task_dir = task_dir or os.path.join(REPO_DIR, "data", "tasks")
-    for name in tasks:  # a missing or unreadable task file is named here, as `eval.py tasks` names it
-        load_task(task_dir, name, limit)
-    specs = {name: (TASKS[name].harness, TASKS[name].hf[2], os.path.abspath(os.path.join(task_dir, TASKS[name].file)))
-             for name in tasks}
-    with tempfile.TemporaryDirectory(prefix="nanogrow_harness_") as tmp:
-        model_dir, tok = export_hf(path, os.path.join(tmp, "model"), tokenizer, log)
-        log(f"harness: {model_dir} (tokenizer {hf_tokenizer or tok.name}), tasks from {task_dir}")
-        try:
-            return run_lm_eval(model_dir, specs, tmp, hf_tokenizer, batch_size, limit, device or default_device(),
-                               num_fewshot, dtype, return_samples)
-        except (ImportError, OSError) as e:  # what is missing, named by run_lm_eval
-            raise EvalError(str(e)) from e
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -362,14 +334,6 @@ def cmd_tasks(a):
                                        autocast(device, a.dtype)))
 
 
-def cmd_harness(a):
-    res = run_harness(a.ckpt, _task_names(a.tasks), a.task_dir, a.hf_tokenizer, a.batch_size, a.limit, a.device,
-                      a.num_fewshot, a.dtype or "float32", a.tokenizer)
-    for task, metrics in res.items():
-        print(f"{task:>16}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
-    _write_json(a.json, res)
-
-
 def cmd_sample(a):
     device = a.device or default_device()
     model, ckpt, _ = load_model(a.ckpt, device)
@@ -401,20 +365,15 @@ def main(argv=None):
     s.add_argument("--json", default=None, help="also write the results to this JSON file")
     s.set_defaults(fn=cmd_loss)
 
-    for name, fn, hlp in (("tasks", cmd_tasks, "zero-shot tasks scored here (harness definitions)"),
-                          ("harness", cmd_harness, "zero-shot tasks through lm-evaluation-harness itself")):
-        s = sub.add_parser(name, parents=[dev], help=hlp)
-        s.add_argument("ckpt", help="checkpoint file or run folder")
-        s.add_argument("--tasks", default="all", help=f"comma-separated, from: {', '.join(TASKS)}")
-        s.add_argument("--limit", type=int, default=None, help="first N examples of each task")
-        s.add_argument("--batch_size", type=int, default=16, help="(context, choice) pairs per forward")
-        s.add_argument("--hf_tokenizer", default=None,
-                       help="harness: a Hugging Face tokenizer (name or folder) instead of the exported one")
-        s.add_argument("--num_fewshot", type=int, default=0)
-        s.add_argument("--json", default=None)
-        s.add_argument("--task_dir", default=task_dir, help="folder of the task JSONL files")
-        s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"], help="default: the checkpoint's")
-        s.set_defaults(fn=fn)
+    s = sub.add_parser("tasks", parents=[dev], help="zero-shot tasks scored as lm-evaluation-harness does")
+    s.add_argument("ckpt", help="checkpoint file or run folder")
+    s.add_argument("--tasks", default="all", help=f"comma-separated, from: {', '.join(TASKS)}")
+    s.add_argument("--limit", type=int, default=None, help="first N examples of each task")
+    s.add_argument("--batch_size", type=int, default=16, help="(context, choice) pairs per forward")
+    s.add_argument("--json", default=None)
+    s.add_argument("--task_dir", default=task_dir, help="folder of the task JSONL files")
+    s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"], help="default: the checkpoint's")
+    s.set_defaults(fn=cmd_tasks)
 
     s = sub.add_parser("export", help="write a checkpoint as a Hugging Face folder (model and tokenizer)")
     s.add_argument("ckpt", help="checkpoint file or run folder")
@@ -438,11 +397,6 @@ def main(argv=None):
     s.add_argument("--seed", type=int, default=1337)
     s.add_argument("--tokenizer", default=None, choices=["gpt2", "byte"])
     s.set_defaults(fn=cmd_sample)
-
-    s = sub.add_parser("download", help="fetch the task files with Hugging Face datasets")
-    s.add_argument("--task_dir", default=task_dir)
-    s.add_argument("--tasks", default="all")
-    s.set_defaults(fn=lambda a: download_tasks(a.task_dir, _task_names(a.tasks)))
 
     a = p.parse_args(argv)
     try:

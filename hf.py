@@ -4,16 +4,13 @@ Hugging Face checkpoints, local folders only: config.json + model.safetensors / 
   from_hf(path) -> GPT                       a GPT-2 or Llama folder as one of our models, logits equal
   to_hf(model, path, tokenizer=None)         a GPT as a folder transformers' AutoModelForCausalLM loads, with the
                                              tokenizer's files (AutoTokenizer) when one is given
-  run_lm_eval(model_dir, tasks, work_dir)    lm-evaluation-harness on such a folder and local task files, offline
 
 GPT-2 stores its projections as Conv1D, i.e. transposed, with q, k, v fused in c_attn; Llama's keys are ours renamed.
 The tokenizer files are GPT-2's byte-level BPE format, rebuilt offline from the BPE ranks (no download).
 """
 
-import contextlib
 import json
 import os
-import sys
 
 import torch
 
@@ -279,83 +276,3 @@ def save_tokenizer(tok, path, model_max_length=None):
     tk.add_special_tokens([AddedToken(HF_EOT, special=True, normalized=False)])
     tk.save(os.path.join(path, "tokenizer.json"))
 
-
-# -------------------------------------------------------------------------------------------------------------
-# lm-evaluation-harness on an exported folder, offline
-
-@contextlib.contextmanager
-def offline():
-    """Hugging Face libraries offline for the duration (environment and already imported modules alike): a missing
-    file is an error at once, not a retry against an unreachable server."""
-    keys = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    env = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
-    patched = []
-    for mod, attrs in (("huggingface_hub.constants", ("HF_HUB_OFFLINE",)),
-                       ("datasets.config", ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))):
-        m = sys.modules.get(mod)
-        patched += [(m, a, getattr(m, a)) for a in attrs if m is not None and hasattr(m, a)]
-    for m, attr, _ in patched:
-        setattr(m, attr, True)
-    try:
-        yield
-    finally:
-        for m, attr, value in patched:
-            setattr(m, attr, value)
-        for k, v in env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def run_lm_eval(model_dir, tasks, work_dir, hf_tokenizer=None, batch_size=16, limit=None, device="cpu",
-                num_fewshot=0, dtype="float32", return_samples=False):
-    """simple_evaluate(model="hf") of lm-evaluation-harness (0.4.x) on a Hugging Face folder, offline. tasks:
-    {name: (the harness's task YAML under lm_eval/tasks/, split, local JSONL file)}: each runs the harness's own
-    definition (prompts, choices, metrics) on the local file, as task nanogrow_<name>, so that none resolves to the
-    hub-backed original. Returns {name: {metric: value}}, and with return_samples {name: [[log-likelihood of each
-    choice] per example, in file order]} too."""
-    import lm_eval
-    import lm_eval.tasks
-    root = os.path.dirname(os.path.abspath(lm_eval.tasks.__file__))
-    names = {}
-    with offline():
-        for name, (yaml, split, path) in tasks.items():
-            if not os.path.isfile(os.path.join(root, yaml)):
-                raise FileNotFoundError(f"this lm_eval has no {yaml} among its tasks ({root}); the harness bridge "
-                                        f"was checked with lm-eval 0.4.x")
-            names[name] = "nanogrow_" + name
-            cfg = {"include": os.path.join(root, yaml), "task": names[name], "dataset_path": "json",
-                   "dataset_name": None, "dataset_kwargs": {"data_files": {split: path},
-                                                            "cache_dir": os.path.join(work_dir, "datasets_cache")},
-                   "training_split": None, "fewshot_split": None,
-                   "validation_split": split if split == "validation" else None,
-                   "test_split": split if split == "test" else None}
-            with open(os.path.join(work_dir, names[name] + ".yaml"), "w") as f:
-                json.dump(cfg, f, indent=1)  # JSON is YAML
-        try:
-            manager = lm_eval.tasks.TaskManager(include_path=work_dir, include_defaults=False)
-        except TypeError:  # an lm-eval 0.4 without include_defaults
-            manager = lm_eval.tasks.TaskManager(include_path=work_dir)
-        args = f"pretrained={model_dir},dtype={dtype}" + (f",tokenizer={hf_tokenizer}" if hf_tokenizer else "")
-        try:
-            res = lm_eval.simple_evaluate(model="hf", model_args=args, tasks=list(names.values()),
-                                          num_fewshot=num_fewshot, batch_size=batch_size, limit=limit, device=device,
-                                          task_manager=manager, log_samples=return_samples)
-        except ImportError as e:  # lm_eval's "hf" model needs accelerate, which plain `pip install lm_eval` lacks
-            raise ImportError(f"lm-evaluation-harness's Hugging Face model cannot start ({e}): "
-                              f"pip install 'lm_eval[hf]'") from e
-        except OSError as e:  # e.g. --hf_tokenizer naming a hub tokenizer that is not in the local cache
-            raise OSError(f"lm-evaluation-harness failed offline ({type(e).__name__}: {e}); it reads only local "
-                          f"files here: the exported model and tokenizer and the task files") from e
-    results = {}
-    for ours, theirs in names.items():  # "acc,none" -> "acc"; the harness's sample count as "n", as `tasks` has it
-        got = {("n" if k == "sample_len" else k.removesuffix(",none")): v for k, v in res["results"][theirs].items()}
-        results[ours] = {k: v for k, v in got.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if not return_samples:
-        return results
-    samples = {ours: [[float(r[0][0]) for r in s["resps"]]  # resps: [[(log-likelihood, is greedy)] per choice]
-                      for s in sorted(res["samples"][theirs], key=lambda s: s["doc_id"])]
-               for ours, theirs in names.items()}
-    return results, samples

@@ -22,7 +22,6 @@ GPT-2 code's, hence what produced the paper's GPT-2 numbers.
 import argparse
 import json
 import os
-import subprocess
 import sys
 from dataclasses import replace
 
@@ -31,7 +30,7 @@ import torch
 
 import grow
 from model import GPT, GPTConfig, apply_rope
-from runs import CheckpointError, final_eval, find_checkpoint, stale_source
+from runs import CheckpointError, final_eval, find_checkpoint, run_logged, stale_source
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -140,25 +139,6 @@ def train_command(ref_dir, n, steps, run_dir, train_args=(), resume=False):
     return cmd + list(train_args)
 
 
-def run_train(cmd, run_dir, echo=True):
-    """Run one train.py round as a subprocess from the repo root, its output teed to <run_dir>/train.log."""
-    os.makedirs(run_dir, exist_ok=True)
-    log_path, tail = os.path.join(run_dir, "train.log"), []
-    with open(log_path, "a") as logf:
-        logf.write("$ " + " ".join(cmd) + "\n")
-        logf.flush()
-        proc = subprocess.Popen(cmd, cwd=REPO_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        for line in proc.stdout:
-            logf.write(line)
-            tail = (tail + [line])[-30:]
-            if echo:
-                print(f"  [n{os.path.basename(run_dir)[1:]}] {line}", end="", flush=True)
-    if proc.wait() != 0:
-        raise RuntimeError(f"train.py failed (exit {proc.returncode}) in round {run_dir}; command: {' '.join(cmd)}\n"
-                           f"last lines of {log_path}:\n{''.join(tail)}")
-
-
 def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2, train_args=(), tolerance=0.0,
            resume=False, runner=None, log=print):
     """Inheritune (docs/papers.md sec. 2 "Algorithm"): the reference in ref_dir (a train.py run of L layers) was
@@ -166,7 +146,7 @@ def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2
     layers, train T steps with the reference's settings in <out_dir>/n<n>, and compare the final val loss with the
     reference's; stop when it is <= reference + tolerance, else n += step, until n would reach L.
     train_args: extra --key=value train.py overrides. resume: reuse (or resume) rounds in out_dir; without it a
-    non-empty round folder is an error. runner(cmd, run_dir) runs a round (default run_train). Returns the summary
+    non-empty round folder is an error. runner(cmd, run_dir) runs a round (default runs.run_logged). Returns the summary
     also written to <out_dir>/search.json and search.md."""
     ref_dir, out_dir = os.path.abspath(ref_dir), os.path.abspath(out_dir)
     train_args = list(train_args)
@@ -197,7 +177,8 @@ def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2
         else:
             interrupted = resume and os.path.isdir(run_dir) and any(f.startswith("ckpt_") for f in os.listdir(run_dir))
             log(f"round n={n}: training {steps} steps in {run_dir}")
-            (runner or run_train)(train_command(ref_dir, n, steps, run_dir, train_args, resume=interrupted), run_dir)
+            cmd = train_command(ref_dir, n, steps, run_dir, train_args, resume=interrupted)
+            (runner or (lambda c, d: run_logged(c, d, f"n{n}")))(cmd, run_dir)
         ev = final_eval(run_dir)
         if ev.get("iter") != steps:
             log(f"WARNING: round n={n}'s last evaluation is at iter {ev.get('iter')}, not {steps}: make steps a "
@@ -395,7 +376,8 @@ def main(argv=None):
         if args.cmd == "search":
             summary = search(args.ref, args.steps, args.out_dir, start=args.start, step=args.step, train_args=extra,
                              tolerance=args.tolerance, resume=args.resume,
-                             runner=lambda cmd, run_dir: run_train(cmd, run_dir, echo=not args.quiet))
+                             runner=lambda cmd, run_dir: run_logged(cmd, run_dir, os.path.basename(run_dir),
+                                                                     echo=not args.quiet))
             print(f"wrote {os.path.join(args.out_dir, 'search.json')} and search.md; {summary['result']['reason']}")
         else:
             rank_cli(args)

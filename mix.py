@@ -3,8 +3,8 @@ BiMix (Ge et al. 2024, "Data Mixing Made Efficient: A Bivariate Scaling Law for 
 arXiv 2405.14908; docs/papers.md sec. 3): two ways to pick the proportions r_i (sum r_i = 1) of a dataset's domains.
 
   1. training-free entropy mixtures: r_i = softmax_i(H_i), H_i an entropy of domain i's tokenized train split:
-       SE  Shannon entropy of the unigram distribution       JE  joint entropy of consecutive pairs
-       CE  conditional entropy H(X_t+1 | X_t) (the paper's best)    VNE  von Neumann entropy of a sample kernel
+       SE  Shannon entropy of the unigram distribution,  JE  joint entropy of consecutive pairs,
+       CE  conditional entropy H(X_t+1 | X_t) (the paper's best); its fourth, VNE, needs its embedding model
   2. the BiMix law, fitted on a few short proxy runs with different mixtures,
        L_i(r_i, s) = A_i / r_i^alpha_i * (B_i / s^beta_i + C_i)        (s = training steps)
      and the mixture that minimises the mean predicted loss over domains at a step budget s.
@@ -28,11 +28,10 @@ import numpy as np
 from data.loader import load_meta
 from runs import read_evals
 
-ENTROPIES = ("SE", "JE", "CE", "VNE")
-MIXTURE_SPECS = ("natural", "uniform", "se", "je", "ce", "vne")
+ENTROPIES = ("SE", "JE", "CE")
+MIXTURE_SPECS = ("natural", "uniform", "se", "je", "ce")
 SUM_TOLERANCE = 1e-3     # explicit proportions may miss 1 by this much (rounding) before resolve_mixture warns
-CACHE_VERSION = 1
-VNE_SETTINGS = {"n_samples": 512, "seq_len": 512, "dim": 4096, "seed": 0}
+CACHE_VERSION = 2
 
 # -------------------------------------------------------------------------------------------------------------
 # Entropies of a token stream (training-free mixtures)
@@ -86,33 +85,6 @@ def domain_entropies(tokens, vocab_size, chunk=1 << 24):
     return {"tokens": int(n), "SE": _entropy(unigram), "JE": _entropy(counts), "CE": ce}
 
 
-def domain_vne(tokens, n_samples=512, seq_len=512, dim=4096, seed=0):
-    """VNE: von Neumann entropy of a sample kernel (a Vendi-score-style eigen-entropy). The paper embeds samples
-    with a model; ours is model-free: n_samples windows of seq_len tokens at seeded random starts, each embedded as
-    the sqrt of its unigram distribution over `dim` hashed buckets (unit norm, so K_ij = x_i . x_j is the
-    Bhattacharyya coefficient of two windows), VNE = -sum lambda log lambda over the eigenvalues of K / n.
-    exp(VNE) is the effective number of distinct windows: it grows with diversity between samples and, for short
-    windows over a rich vocabulary, with lexical richness. It compares domains only at equal settings and is not
-    the paper's number: the least validated of the four mixtures. Deterministic given `seed`."""
-    n = len(tokens)
-    if n < seq_len:
-        raise ValueError(f"domain_vne: domain has {n} tokens, fewer than seq_len={seq_len}")
-    if dim & (dim - 1) or dim < 2:  # the hash keeps top bits: only a power of 2 fills [0, dim) evenly
-        raise ValueError(f"domain_vne: dim must be a power of 2, got {dim}")
-    shift = 32 - (dim.bit_length() - 1)  # keep the top log2(dim) bits of the 32-bit hash
-    starts = np.random.default_rng(seed).integers(0, n - seq_len + 1, size=n_samples)
-    X = np.zeros((n_samples, dim))                                              # (n_samples, dim)
-    for i, st in enumerate(starts):
-        ids = np.asarray(tokens[st: st + seq_len], dtype=np.int64)
-        buckets = ((ids * 2654435761) & 0xFFFFFFFF) >> shift                     # Knuth's hash, (seq_len,)
-        X[i] = np.sqrt(np.bincount(buckets, minlength=dim) / seq_len)           # unit norm: sum of p is 1
-    G = X @ X.T if n_samples <= dim else X.T @ X  # K/n and X^T X/n share their non-zero eigenvalues
-    lam = np.linalg.eigvalsh(G / n_samples)
-    lam = lam[lam > 1e-12]
-    lam = lam / lam.sum()
-    return float(-(lam * np.log(lam)).sum()) + 0.0
-
-
 def entropy_mixture(entropies):
     """BiMix's entropy mixture: r_i = exp(H_i) / sum_j exp(H_j), a softmax over domains."""
     if not entropies:
@@ -125,9 +97,8 @@ def entropy_mixture(entropies):
 
 
 def dataset_entropies(dataset_dir, cache=True):
-    """{domain: {"tokens", "SE", "JE", "CE", "VNE"}} over each domain's train split, cached in
-    <dataset_dir>/entropy.json keyed by the train.bin size (a re-tokenized domain is recomputed). An empty domain
-    has None entropies; VNE is None for a domain shorter than one VNE window."""
+    """{domain: {"tokens", "SE", "JE", "CE"}} over each domain's train split, cached in <dataset_dir>/entropy.json
+    keyed by the train.bin size (a re-tokenized domain is recomputed). An empty domain has None entropies."""
     meta = load_meta(dataset_dir)
     V = int(meta["vocab_size"])
     cache_path = os.path.join(dataset_dir, "entropy.json")
@@ -136,7 +107,7 @@ def dataset_entropies(dataset_dir, cache=True):
         try:
             with open(cache_path) as f:
                 blob = json.load(f)
-            if blob.get("version") == CACHE_VERSION and blob.get("vne_settings") == VNE_SETTINGS:
+            if blob.get("version") == CACHE_VERSION:
                 cached = blob.get("domains", {})
         except (OSError, ValueError):
             pass  # unreadable cache: recompute
@@ -149,15 +120,13 @@ def dataset_entropies(dataset_dir, cache=True):
             continue
         tokens = np.memmap(path, dtype=meta["dtype"], mode="r") if size else np.zeros(0)
         if len(tokens) < 2:
-            ent = {"tokens": len(tokens), "SE": None, "JE": None, "CE": None, "VNE": None}
+            ent = {"tokens": len(tokens), "SE": None, "JE": None, "CE": None}
         else:
             print(f"mix: entropies of {d} ({len(tokens):,} train tokens)...", flush=True)
             ent = domain_entropies(tokens, V)
-            ent["VNE"] = domain_vne(tokens, **VNE_SETTINGS) if len(tokens) >= VNE_SETTINGS["seq_len"] else None
         out[d], dirty, cached[d] = ent, True, dict(ent, train_bin_bytes=size)
     if cache and dirty:
-        blob = {"version": CACHE_VERSION, "vne_settings": VNE_SETTINGS,
-                "domains": {d: cached[d] for d in meta["domains"]}}
+        blob = {"version": CACHE_VERSION, "domains": {d: cached[d] for d in meta["domains"]}}
         try:
             with open(f"{cache_path}.tmp.{os.getpid()}", "w") as f:
                 json.dump(blob, f, indent=1)
@@ -171,7 +140,7 @@ def resolve_mixture(spec, dataset_dir):
     """train.py's `mixture` setting as {domain: proportion} over all the dataset's domains (meta order):
       None or "natural"           proportional to train tokens (what concatenating the domains would give)
       "uniform"                   1/n per domain
-      "se" | "je" | "ce" | "vne"  BiMix's entropy mixture softmax(H) over the train split (cached)
+      "se" | "je" | "ce"          BiMix's entropy mixture softmax(H) over the train split (cached)
       {domain: r}                 explicit weights (a string holding such a dict too); missing domains get 0
     Explicit weights are normalised to sum to 1, with a warning when the sum misses 1 by more than SUM_TOLERANCE.
     Refused: unknown domains, negative or non-finite weights, all zero, weight on a domain with 0 train tokens."""
@@ -192,8 +161,8 @@ def resolve_mixture(spec, dataset_dir):
         ents = dataset_entropies(dataset_dir)
         missing = [d for d in domains if ents[d][key] is None]
         if missing:
-            raise ValueError(f"mixture={spec.strip().lower()!r}: {key} undefined for {missing} (too few train "
-                             f"tokens; VNE needs {VNE_SETTINGS['seq_len']})")
+            raise ValueError(f"mixture={spec.strip().lower()!r}: {key} undefined for {missing} (fewer than 2 "
+                             f"train tokens)")
         weights = entropy_mixture({d: ents[d][key] for d in domains})
     total = sum(weights.values())
     return {d: w / total for d, w in weights.items()}

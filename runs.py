@@ -6,6 +6,7 @@ Run folders: what train.py writes to out_dir, and the one way to read it back.
                    is named when read; the model inside is built by grow.load_model (it may be mid-growth)
   metrics.jsonl    one JSON object per line: evaluations, training logs, growth events (docs/training.md)
   config.json      every setting of the run; source.json: the checkpoint a grown or inherited run started from
+  train.log        a run's output when a script started it (run_logged)
 """
 
 import errno
@@ -14,9 +15,13 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import torch
+
+
+REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class CheckpointError(RuntimeError):
@@ -191,3 +196,23 @@ def read_evals(run_dir, log=print):
 def final_eval(run_dir):
     """The last evaluation line of a run: its final val loss is val_loss_mean."""
     return read_evals(run_dir, log=lambda *a: None)[0][-1]
+
+
+def run_logged(cmd, run_dir, name, echo=True, env=None):
+    """Run cmd (a train.py command) from the repository root, its output appended to <run_dir>/train.log and echoed
+    as '  [name] line'; SystemExit with the last lines of the log when it fails."""
+    os.makedirs(run_dir, exist_ok=True)
+    tail = []
+    with open(os.path.join(run_dir, "train.log"), "a") as logf:
+        logf.write("$ " + " ".join(cmd) + "\n")
+        logf.flush()
+        proc = subprocess.Popen(cmd, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        for line in proc.stdout:
+            logf.write(line)
+            tail = (tail + [line])[-25:]
+            if echo:
+                print(f"  [{name}] {line.rstrip()}", flush=True)
+    if proc.wait() != 0:
+        raise SystemExit(f"{name}: train.py exited with {proc.returncode} (command: {' '.join(cmd)}); last lines of "
+                         f"{run_dir}/train.log:\n{''.join(tail)}")

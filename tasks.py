@@ -1,12 +1,12 @@
 """
 Zero-shot tasks scored as lm-evaluation-harness scores them, without it: HellaSwag, PIQA, ARC-Easy/Challenge, SciQ,
 WinoGrande and LAMBADA, read from local JSONL files in the Hugging Face datasets' own row format (TASKS names each
-file and its fields; `python eval.py download` writes them where a network is at hand).
+file, its fields and the Hugging Face dataset it comes from).
 
 Each example is a set of (context, continuation) pairs; a pair is scored by the summed log-probability of the
 continuation's tokens. acc = argmax of the sums, acc_norm = argmax of the sums over each choice's length in
-characters; LAMBADA: greedy accuracy and perplexity of the last word. `eval.py harness` runs the harness itself on
-the same files, and the tests check that both give the same scores.
+characters; LAMBADA: greedy accuracy and perplexity of the last word. The tests run the harness itself on the
+same files and check that both give the same scores, item by item.
 """
 
 import contextlib
@@ -116,9 +116,10 @@ def load_task(task_dir, name, limit=None):
     task = TASKS[name]
     path = os.path.join(task_dir, task.file)
     if not os.path.isfile(path):
+        hub, config, split = task.hf
         raise EvalError(f"task file {path} not found: task {name!r} reads {task.file} (JSONL, one example a line, "
-                        f"fields: {task.fields}) from --task_dir; `python eval.py download --task_dir {task_dir}` "
-                        f"writes it (needs `pip install datasets` and a network)")
+                        f"fields: {task.fields}) from --task_dir; with `pip install datasets` and a network, download "
+                        f"it: load_dataset({hub!r}, {config!r}, split={split!r}).to_json({path!r})")
     examples = []
     with open(path, encoding="utf-8") as f:
         lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()][:limit]
@@ -236,30 +237,3 @@ def evaluate_tasks(model, tok, task_dir, names, limit=None, batch_size=16, ctx=N
                                      TASKS[name].kind)
         log(f"{name:>14}: " + "  ".join(f"{k} {v:.4f}" if k != "n" else f"n {v}" for k, v in results[name].items()))
     return results
-
-
-def download_tasks(task_dir, names=None, log=print):
-    """Write each task's evaluation split as task_dir/<file>.jsonl from the Hugging Face hub (the datasets the
-    harness uses). Needs `datasets` and a network."""
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise EvalError("download_tasks needs Hugging Face datasets and a network: pip install datasets; or put the "
-                        "JSONL files in place by hand (file names and fields: TASKS in eval.py)") from None
-    os.makedirs(task_dir, exist_ok=True)
-    for name in names or list(TASKS):
-        if name not in TASKS:
-            raise EvalError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
-        hub, config, split = TASKS[name].hf
-        try:
-            ds = load_dataset(hub, config, split=split)
-        except Exception as e:
-            raise EvalError(f"could not download {name} ({hub} {config or ''} {split}): {type(e).__name__}: {e} "
-                            f"(no network?)") from e
-        path = os.path.join(task_dir, TASKS[name].file)
-        with open(path + ".part", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in ds)
-        os.replace(path + ".part", path)
-        log(f"wrote {path} ({len(ds)} examples)")
-
-

@@ -117,7 +117,6 @@ inherit_fresh_init = None       # what is not inherited: None/'model' (GPT's ini
 device = "auto"                 # 'auto' | 'cpu' | 'cuda' | 'cuda:1' | 'mps'
 dtype = "auto"                  # 'auto' (bfloat16 on a GPU that has it, else float32) | 'float32' | 'bfloat16' | 'float16'
 compile = None                  # torch.compile the model; None: on CUDA only
-fsdp = False                    # under torchrun: shard weights, gradients and optimizer state (FSDP2) instead of DDP
 seed = 1337                     # model init, data order and dropout
 # ----------------------------------------------------------------------------------------------------------------
 setting_names = [k for k, v in globals().items() if not k.startswith("_") and k not in ("setting_names",)
@@ -241,9 +240,6 @@ elif init_from == "resume":
     iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
     best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
     data_offset = ckpt["data_offset"]
-    if ckpt["fsdp"] != fsdp:
-        raise ConfigError(f"{ckpt_path} was written with fsdp={ckpt['fsdp']}; resume with the same fsdp setting "
-                          f"(its optimizer state is stored in that layout)")
 elif init_from in ("grow", "inherit"):
     check_tokenizer(source_ckpt, batcher.meta, f"{init_from}_from checkpoint {source_path}", data_dir)
     source = {"checkpoint": os.path.abspath(source_path), "iter_num": source_ckpt.get("iter_num"),
@@ -293,21 +289,12 @@ batcher.require_vocab(model.config.vocab_size)
 
 
 def setup_training(model, optimizer_state=None):
-    """Sharding or replication, optimizer and compilation for a model; called again after an in-run growth."""
-    if fsdp:  # FSDP2: each block is a unit of all-gather / reduce-scatter; the root holds embeddings and head
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-        mp = MixedPrecisionPolicy(param_dtype=ptdtype, reduce_dtype=torch.float32)
-        for block in model.blocks:
-            fully_shard(block, mp_policy=mp)
-        fully_shard(model, mp_policy=mp)
+    """Optimizer, compilation and DDP for a model; called again after an in-run growth."""
     optimizer = model.configure_optimizers(weight_decay, learning_rate, (beta1, beta2), device_type)
-    if optimizer_state is not None and fsdp:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-        set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
-    elif optimizer_state is not None:  # the saved groups bring their AdamW kernel: a run resumes as it ran
+    if optimizer_state is not None:  # the saved groups bring their AdamW kernel: a run resumes as it ran
         optimizer.load_state_dict(optimizer_state)
     train_model = torch.compile(model) if compile else model
-    if ddp and not fsdp:
+    if ddp:
         # buffers (RoPE tables, growth ramps) are set identically on every rank: no need to broadcast them (newer
         # torch warns about the flag on every rank; it is meant)
         with warnings.catch_warnings():
@@ -315,18 +302,6 @@ def setup_training(model, optimizer_state=None):
             train_model = DDP(train_model, device_ids=[local_rank] if device_type == "cuda" else None,
                               broadcast_buffers=False)
     return optimizer, train_model
-
-
-def full_state(everywhere=False):
-    """(model, optimizer) state dicts of the whole model, G_random ramps included. Under FSDP they are gathered
-    from the shards: onto rank 0's CPU for a checkpoint, or onto every rank (everywhere=True)."""
-    if not fsdp:
-        return model.state_dict(), optimizer.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_state_dict
-    options = StateDictOptions(full_state_dict=True, cpu_offload=not everywhere)
-    if not optimizer.state:  # before the first step: asking for the optimizer's state would *create* it, with a
-        return get_model_state_dict(model, options=options), None  # zero-grad step() that shifts Adam's step count
-    return get_state_dict(model, optimizer, options=options)
 
 
 optimizer, train_model = setup_training(model, ckpt["optimizer"] if ckpt else None)
@@ -403,11 +378,10 @@ if init_from == "grow":  # the same event an in-run growth logs, so eval.py find
 
 def write_checkpoint():
     """Save everything needed to continue exactly, then delete all but the newest keep_checkpoints."""
-    model_state, optimizer_state = full_state()  # a collective under FSDP: every rank takes part
     if not master:
         return
-    ckpt = {"model": model_state, "model_args": asdict(model.config), "optimizer": optimizer_state,
-            "fsdp": fsdp, "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
+    ckpt = {"model": model.state_dict(), "model_args": asdict(model.config), "optimizer": optimizer.state_dict(),
+            "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
             "best_val_loss": best_val_loss, "grow_iter": grow_iter, "schedule_start": schedule_start,
             "data_offset": data_offset, "scaler": scaler.state_dict(), "tokenizer": data_tokenizer,
             "sampler": {"seed": seed, "step": data_offset + iter_num},  # batches are a function of (seed, step)
@@ -445,13 +419,9 @@ def grow_now():
     """Growth inside the run: grow the trained small model, then a fresh optimizer, a recompile and DDP again."""
     global model, optimizer, train_model, grow_iter, schedule_start, flops_per_token, flops_seen
     before = asdict(model.config)
-    if fsdp:  # grow a plain copy of the whole model; the grown model is sharded afresh below
-        plain = GPT(model.config)
-        plain.load_state_dict(full_state(everywhere=True)[0])
-        model = plain.to(device)
     model.eval()  # LiGO's inner training should not see dropout
     model = grown(model, iter_num).to(device).train()
-    if ddp:  # one model on every rank (G_learn fitted its maps on each rank's own batches; FSDP won't broadcast)
+    if ddp:  # one model on every rank (G_learn fitted its maps on each rank's own batches)
         for t in model.state_dict().values():
             torch.distributed.broadcast(t, src=0)
     optimizer, train_model = setup_training(model)  # the official code builds a new AdamW: no state carries over
@@ -529,9 +499,7 @@ while True:
     loss_sum = torch.zeros((), device=device)
     for micro in range(accum):
         x, y = batcher.get("train", data_offset + iter_num, micro, rank, world_size)
-        if fsdp:  # reduce-scatter the gradients only on the last micro-step
-            model.set_requires_gradient_sync(micro == accum - 1)
-        elif ddp:  # all-reduce the gradients only on the last micro-step
+        if ddp:  # all-reduce the gradients only on the last micro-step
             train_model.require_backward_grad_sync = micro == accum - 1
         with ctx:
             _, loss = train_model(x, y)

@@ -50,12 +50,6 @@ class TokenizerError(RuntimeError):
     """The GPT-2 tokenizer cannot be built here; the message says what is missing and the command that fixes it."""
 
 
-def gpt2_ranks_paths():
-    """Where GPT-2's BPE ranks (r50k_base.tiktoken) are looked for, in order, before tiktoken tries to download
-    them: $NANOGROW_GPT2_RANKS (another copy, if a user wants one), then the copy in the repository."""
-    return [p for p in (os.environ.get("NANOGROW_GPT2_RANKS", ""), GPT2_RANKS_FILE) if p]
-
-
 # -------------------------------------------------------------------------------------------------------------
 # Tokenizers
 
@@ -99,10 +93,13 @@ def get_tokenizer(name):
         import tiktoken
     except ImportError:
         raise TokenizerError(_gpt2_unavailable("the tiktoken package is missing", "pip install tiktoken")) from None
+    from tiktoken_ext.openai_public import r50k_pat_str
     problems = []
-    for path in gpt2_ranks_paths():
+    # GPT-2's BPE ranks: $NANOGROW_GPT2_RANKS (another copy, if wanted), then the repository's, then tiktoken's download
+    for path in [p for p in (os.environ.get("NANOGROW_GPT2_RANKS", ""), GPT2_RANKS_FILE) if p]:
         try:
-            return TiktokenTokenizer(gpt2_encoding(read_gpt2_ranks(path)))
+            return TiktokenTokenizer(tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=read_gpt2_ranks(
+                path), special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257))
         except FileNotFoundError:
             problems.append(f"{os.path.relpath(path)} is missing")
         except ValueError as e:
@@ -130,13 +127,6 @@ def read_gpt2_ranks(path):
         raise ValueError(f"{os.path.relpath(path)} is not GPT-2's ranks file (its sha256 is not "
                          f"{GPT2_RANKS_SHA256[:12]}...)")
     return {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
-
-
-def gpt2_encoding(ranks):
-    import tiktoken
-    from tiktoken_ext.openai_public import r50k_pat_str
-    return tiktoken.Encoding("gpt2", pat_str=r50k_pat_str, mergeable_ranks=ranks,
-                             special_tokens={"<|endoftext|>": 50256}, explicit_n_vocab=50257)
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -229,15 +219,10 @@ def docstrings(src):
     return "\n\n".join(d for d in docs if d and len(d) > 80 and " " in d)
 
 
-def docstrings_source(patterns):
-    for path, src, *skipped in files_source(patterns):
-        yield (path, src, docstrings) if src is not None else (path, src, *skipped)
-
-
 def pycorpus_sources():
     """The offline default: real text found on any machine with Python, in three domains.
     code: Python sources of the standard library and installed packages; prose: their docstrings plus package
-    docs and licences (and Debian's Python manual and GCIDE dictionary when installed); c: C headers."""
+    docs and licences (and Debian's Python manual when installed); c: C headers."""
     py = [os.path.join(sysconfig.get_paths()["stdlib"], "**", "*.py"),
           os.path.join(sysconfig.get_paths()["purelib"], "**", "*.py")]
     # tests, and generated tables that are Python only in name (the codecs' charmaps, packages' data/ folders:
@@ -247,25 +232,11 @@ def pycorpus_sources():
             os.path.join(sysconfig.get_paths()["purelib"], "**", "LICENSE*")]
 
     def prose():
-        yield from docstrings_source(py)
+        for path, src, *skipped in files_source(py):  # a worker turns each file into its docstrings
+            yield (path, src, docstrings) if src is not None else (path, src, *skipped)
         yield from files_source(docs)
-        yield from gcide_source()
     return {"code": lambda: files_source(py, exclude=not_code), "prose": prose,
             "c": lambda: files_source(["/usr/include/**/*.h"])}
-
-
-def gcide_source():
-    """Debian's dict-gcide (a large English dictionary), when installed; entries grouped a thousand at a time."""
-    for path in sorted(glob.glob("/usr/share/dictd/gcide.dict.dz")):
-        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
-            buf = []
-            for i, line in enumerate(f):
-                buf.append(line)
-                if len(buf) == 20000:
-                    yield f"{path}:{i}", "".join(buf)
-                    buf = []
-            if buf:
-                yield f"{path}:end", "".join(buf)
 
 
 def hf_sources(name):
@@ -415,18 +386,13 @@ def existing_dataset(final):
         return {}  # a dataset whose meta.json is damaged: replaceable with --overwrite
 
 
-def _temp_folders(out_root, name):
-    """prepare.py's own temporary folders for `name` (.<name>.tmp.<pid>, .<name>.old.<pid>), with their pids."""
-    pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|old)\.(\d+)$")
-    found = [(os.path.join(out_root, f), int(m.group(2))) for f in (os.listdir(out_root) if os.path.isdir(out_root)
-                                                                     else ()) if (m := pattern.match(f))]
-    return [(path, pid) for path, pid in found if os.path.isfile(os.path.join(path, TEMP_MARK))]
-
-
 def remove_stale_temp_folders(out_root, name):
-    """Temporary folders of an earlier run for this name whose process is gone (killed mid-build)."""
-    for path, pid in _temp_folders(out_root, name):
-        if pid != os.getpid() and not _alive(pid):
+    """prepare.py's own temporary folders for `name` (.<name>.tmp.<pid>, .<name>.old.<pid>, marked inside) whose
+    process is gone (killed mid-build)."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|old)\.(\d+)$")
+    for f in os.listdir(out_root) if os.path.isdir(out_root) else ():
+        m, path = pattern.match(f), os.path.join(out_root, f)
+        if m and os.path.isfile(os.path.join(path, TEMP_MARK)) and int(m[2]) != os.getpid() and not _alive(int(m[2])):
             shutil.rmtree(path)
 
 
@@ -477,7 +443,7 @@ def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, wor
             return final, dict(old, kept=True)
         raise PrepareError(f"{final} already holds a dataset" + (f" (tokenizer {old.get('tokenizer')!r}, domains "
                            f"{', '.join(old.get('domains', {}))})" if old else "") + "; pass --overwrite to replace "
-                           f"it, or choose another --name")
+                           "it, or choose another --name")
     remove_stale_temp_folders(out_root, name)
     tok = get_tokenizer(tokenizer)
     dtype = np.uint16 if tok.n_vocab <= 2 ** 16 else np.uint32
@@ -563,14 +529,10 @@ def _sources(a):
                 raise PrepareError(f"--source {s!r}: no file matches {pats!r} (relative to {os.getcwd()}; quote the "
                                    f"pattern so that the shell leaves '**' to prepare.py)")
             sources[dom] = lambda pats=pats: files_source(pats.split(","))
-        return sources, _name(a, "custom")
+        return sources, "custom" if a.name is None else a.name  # --name= (empty) is refused by check_name
     if a.hf:
-        return hf_sources(a.hf), _name(a, a.hf)
-    return pycorpus_sources(), _name(a, "pycorpus")
-
-
-def _name(a, default):
-    return default if a.name is None else a.name  # --name= (empty) is refused by check_name, not defaulted
+        return hf_sources(a.hf), a.hf if a.name is None else a.name
+    return pycorpus_sources(), "pycorpus" if a.name is None else a.name
 
 
 def _report(path, meta):

@@ -87,23 +87,38 @@ def fit_law(points):
         return mix.fit_bimix(points, objective="log")
 
 
-def fit(run_dirs, steps, fit_from=FIT_FROM):
-    """Fit BiMix on the runs' evaluations at s >= fit_from * steps and take the optimal mixture at `steps`. Returns
-    a dict with "params", "mixture", "predicted" (mean loss of the optimum), "n_points", "fit_from", "warnings",
-    or "error" (the reason) when it cannot."""
+def fit(run_dirs, steps, fit_from=FIT_FROM, hold_out=False):
+    """Fit BiMix on the runs' evaluations at s >= fit_from * steps and take the optimal mixture at `steps`. With
+    hold_out, the paper's extrapolation check: the fit sees only the evaluations before the last (s < steps) and
+    predicts the last ones ("points": run, domain, r, s, measured, predicted, rel_error; "mre" and "max_rel_error"
+    of those predictions). Returns a dict with "params", "mixture" ("mixture_error" when the law has no optimum
+    in a held-out fit), "predicted" (the optimum's losses), "n_points", "warnings", or "error" (the reason)."""
     result = {"runs": run_dirs, "steps": steps, "fit_from": fit_from, "warnings": []}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            obs = [o[1:] for o in observations(run_dirs, steps, fit_from)]
+            obs = observations(run_dirs, steps, fit_from)
+            held = [o for o in obs if o[3] >= steps] if hold_out else []
+            if hold_out and not held:
+                raise ValueError(f"no evaluation at s={steps} to hold out")
+            obs = [o[1:] for o in obs if not (hold_out and o[3] >= steps)]
             result["n_points"] = len(obs)
-            params = fit_law(obs)
-            result["params"] = params
-            opt = mix.optimal_mixture(params, steps)
-            # rounded for the train.py command line; resolve_mixture renormalises the rounding away
-            result["mixture"] = {d: round(r, 6) for d, r in opt.items()}
-            result["predicted"] = mix.predict_losses(params, opt, steps)
-        except FIT_ERRORS as e:
+            params = result["params"] = fit_law(obs)
+            if hold_out:
+                result["points"] = [{"run": run, "domain": dom, "r": r, "s": s, "measured": loss,
+                                     "predicted": mix.bimix_loss(params[dom], r, s),
+                                     "rel_error": (mix.bimix_loss(params[dom], r, s) - loss) / loss}
+                                    for run, dom, r, s, loss in held]
+                errs = [abs(p["rel_error"]) for p in result["points"]]
+                result["mre"], result["max_rel_error"] = sum(errs) / len(errs), max(errs)
+            try:
+                opt = mix.optimal_mixture(params, steps)
+                # rounded for the train.py command line; resolve_mixture renormalises the rounding away
+                result["mixture"] = {d: round(r, 6) for d, r in opt.items()}
+                result["predicted"] = mix.predict_losses(params, opt, steps)
+            except FIT_ERRORS as e:  # the law has no optimum (alpha <= 0): no fitted arm; said beside the errors
+                result["mixture_error" if hold_out else "error"] = str(e)
+        except (FIT_ERRORS + (KeyError,)) as e:
             result["error"] = str(e)
     result["warnings"] = [str(w.message) for w in caught]
     return result
@@ -148,44 +163,6 @@ def claims(rows, fitres):
         pred = sum(fitres["predicted"].values()) / len(fitres["predicted"])
         out.append(f"The law predicted a mean val loss of {pred:.4f} for the fitted mixture at s={fitres['steps']}; "
                    f"the run reached {loss['fitted']:.4f}.")
-    return out
-
-
-def heldout(run_dirs, steps, fit_from=FIT_FROM):
-    """The paper's extrapolation check: fit the law on the proxy runs' evaluations before the last one
-    (fit_from * steps <= s < steps), predict each run's per-domain loss at its last evaluation (s = steps), compare
-    with the measured loss. Returns {"n_points", "params", "points": [{run, domain, r, s, measured, predicted,
-    rel_error}], "mre" (mean |predicted - measured| / measured over the held-out points), "max_rel_error",
-    "mixture" (that fit's optimum at s, or "mixture_error")}, or {"error"} when the fit cannot be made."""
-    out = {"steps": steps, "fit_from": fit_from, "warnings": []}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            obs, held = [], []
-            for o in observations(run_dirs, steps, fit_from):
-                (held if o[3] >= steps else obs).append(o)
-            if not held:
-                raise ValueError(f"no evaluation at s={steps} to hold out")
-            out["n_points"] = len(obs)
-            params = fit_law([o[1:] for o in obs])
-            out["params"] = params
-            pts = []
-            for run, dom, r, s, loss in held:
-                pred = mix.bimix_loss(params[dom], r, s)
-                pts.append({"run": run, "domain": dom, "r": r, "s": s, "measured": loss, "predicted": pred,
-                            "rel_error": (pred - loss) / loss})
-            out["points"] = pts
-            errs = [abs(p["rel_error"]) for p in pts]
-            out["mre"] = sum(errs) / len(errs)
-            out["max_rel_error"] = max(errs)
-        except (FIT_ERRORS + (KeyError,)) as e:
-            out["error"] = str(e)
-        if "params" in out and "error" not in out:
-            try:  # reported beside the errors; an optimum that does not exist (alpha <= 0) is said so
-                out["mixture"] = {d: round(r, 6) for d, r in mix.optimal_mixture(out["params"], steps).items()}
-            except FIT_ERRORS as e:
-                out["mixture_error"] = str(e)
-    out["warnings"] = [str(w.message) for w in caught]
     return out
 
 
@@ -234,7 +211,7 @@ def run_seed(args, s, k, seed, env):
                 print(f"[{name}] would fit BiMix on {proxies} and train on its optimal mixture at s={steps}")
                 continue
             fitres = fit(proxies, steps, args.fit_from)
-            held = heldout(proxies, steps, args.fit_from)
+            held = fit(proxies, steps, args.fit_from, hold_out=True)
             with open(os.path.join(out, "fit.json"), "w") as f:
                 json.dump(dict(fitres, heldout=held), f, indent=2)
             if "error" in fitres:
@@ -419,19 +396,12 @@ def main(argv=None):
         if warns:
             sections.append("Fit warnings:\n\n" + "\n".join(f"- {w}" for w in dict.fromkeys(warns)))
     series = {a: [r[0][a]["run_dir"] for r in results if a in r[0]] for a in rows}
-    png, pnote = common.plot_seeds(os.path.join(args.out, "loss_curves.png"), series, [("tokens", "tokens")],
-                                   title=f"{len(ran)} seed(s) (first solid, others dashed)")
-    sections.append(f"![loss curves]({os.path.basename(png)})" if png else pnote)
-    head = common.header(args, "BiMix: data mixtures at equal tokens")
-    data = {"arms": rows, "fit": fitres, "heldout": held, "steps": steps, "claims": sentences, "plot": png,
-            "plot_note": pnote,
+    data = {"arms": rows, "fit": fitres, "heldout": held, "steps": steps, "claims": sentences,
             "per_seed": {str(seed): {"arms": r[0], "claims": r[2], "fit": r[3], "heldout": r[4], "same_share": p}
                          for seed, r, p in zip(args.seed_list, results, premise)}, "aggregate": agg}
-    paths = common.write_results(args.out, head, data, sections)
-    print("\n".join(summary_lines))
-    print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({pnote})"))
-    return data
-
+    return common.finish(args, "BiMix: data mixtures at equal tokens", sections, data, summary_lines,
+                         "loss_curves.png", series, [("tokens", "tokens")],
+                         plot_title=f"{len(ran)} seed(s) (first solid, others dashed)")
 
 if __name__ == "__main__":
     main()

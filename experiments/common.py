@@ -21,7 +21,6 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import time
 
@@ -161,7 +160,7 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
     """Run train.py with argv (a config file and --key=value, paths relative to the repo root) into run_dir, its
     output teed to run_dir/train.log. Skipped when run_dir holds the finished run of the same arguments; resumed
     (--init_from=resume) when it holds an interrupted one. Returns "done", "ran" or "dry"."""
-    from runs import checkpoint_paths, stale_source
+    from runs import checkpoint_paths, run_logged, stale_source
     argv = list(argv) + [f"--out_dir={run_dir}"]
     last = final_iter(resolve(argv))
     record_path, record = os.path.join(run_dir, "arm.json"), None
@@ -190,7 +189,7 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
     with open(record_path, "w") as f:
         json.dump(record, f, indent=2)
     t0 = time.time()
-    stream(name, cmd, run_dir, env, log)
+    run_logged(cmd, run_dir, name, env=env)
     record["wall_s"] += time.time() - t0  # kept across resumes
     with open(record_path, "w") as f:
         json.dump(record, f, indent=2)
@@ -198,24 +197,6 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
         raise SystemExit(f"arm {name}: train.py ended without an evaluation at iter {last} (stopped by a signal?); "
                          f"see {run_dir}/train.log. Rerun the same command to resume it from its last checkpoint")
     return "ran"
-
-
-def stream(name, cmd, run_dir, env=None, log=print):
-    """Run cmd from the repo root, its output appended to run_dir/train.log and echoed with an [name] prefix;
-    SystemExit with the last lines when it fails."""
-    os.makedirs(run_dir, exist_ok=True)
-    tail = []
-    with open(os.path.join(run_dir, "train.log"), "a") as logf:
-        logf.write("$ " + shlex.join(cmd) + "\n")
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                bufsize=1)
-        for line in proc.stdout:
-            logf.write(line)
-            tail = (tail + [line])[-25:]
-            log(f"  [{name}] {line.rstrip()}")
-    if proc.wait() != 0:
-        raise SystemExit(f"{name}: train.py exited with {proc.returncode}; last lines of {run_dir}/train.log:\n"
-                         f"{''.join(tail)}")
 
 
 def dataset_meta(name):
@@ -340,6 +321,18 @@ def plot_seeds(path, series, panels, target=None, title=None):
     except ev.EvalError:
         return None, "no plot: matplotlib is not installed (pip install matplotlib, then rerun: finished arms are reused)"
     return path, f"plot: {os.path.basename(path)}"
+
+
+def finish(args, title, sections, data, summary, plot_name, series, panels, target=None, plot_title=None):
+    """The end of an experiment script: the plot (plot_seeds), results.json and results.md (write_results), the
+    summary lines and where the results are, printed. Returns data, with the plot's path and note."""
+    png, note = plot_seeds(os.path.join(args.out, plot_name), series, panels, target, plot_title)
+    data.update(plot=png, plot_note=note)
+    paths = write_results(args.out, header(args, title), data,
+                          sections + [f"![{plot_name[:-4].replace('_', ' ')}]({plot_name})" if png else note])
+    print("\n".join(summary))
+    print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({note})"))
+    return data
 
 
 def wall_minutes(out, seeds):

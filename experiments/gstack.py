@@ -281,19 +281,14 @@ def main(argv=None):
     panels = [("training FLOPs (exact, small phase included)", "flops"),
               ("paper tokens (small-model token = 1/g)",
                lambda evals, events: [x for x, _ in paper_curve(evals, events)])]
-    png, note = common.plot_seeds(os.path.join(args.out, "loss_vs_flops.png"), series, panels,
-                                  target=[r[1]["target"] for r in results if r[1]] or None,
-                                  title=f"{len(seed_dirs)} seed(s) (first solid, others dashed); dotted line: "
-                                        f"scratch's final val loss, seed {args.seed_list[0]}")
-    md += ["\n".join(f"- {x}" for x in notes), f"![loss vs FLOPs]({os.path.basename(png)})" if png else note]
-    head = common.header(args, "Gstack: growth operators vs scratch")
-    data = {"arms": rows, "comparison": comparison, "claims": sentences, "notes": notes, "plot": png,
-            "plot_note": note, "per_seed": {str(seed): {"arms": r[0], "comparison": r[1], "claims": r[2]}
-                                            for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
-    paths = common.write_results(args.out, head, data, md)
-    print("\n".join(summary_lines))
-    print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({note})"))
-    return data
+    md.append("\n".join(f"- {x}" for x in notes))
+    data = {"arms": rows, "comparison": comparison, "claims": sentences, "notes": notes,
+            "per_seed": {str(seed): {"arms": r[0], "comparison": r[1], "claims": r[2]}
+                         for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
+    return common.finish(args, "Gstack: growth operators vs scratch", md, data, summary_lines, "loss_vs_flops.png",
+                         series, panels, [r[1]["target"] for r in results if r[1]] or None,
+                         f"{len(seed_dirs)} seed(s) (first solid, others dashed); dotted line: scratch's final val "
+                         f"loss, seed {args.seed_list[0]}")
 
 
 def fmt_int(x):

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import common  # noqa: E402
 import inherit  # noqa: E402
+from runs import run_logged  # noqa: E402
 
 PRESETS = [p for p in inherit.PRESETS if p != "all"]  # full, attn+norm, mlp+norm, attn+mlp
 ARMS = ["reference", "inherit", "scratch_T", "scratch_2T", "search"] + [f"ablation_{p}" for p in PRESETS]
@@ -72,7 +73,7 @@ def run_search(args, ref_dir, T, env, out):
         full = list(args.launcher) + cmd[1:]
         name = f"search/{os.path.basename(run_dir)}"
         print(f"[{name}] {shlex.join(full)}")
-        common.stream(name, full, run_dir, env)
+        run_logged(full, run_dir, name, env=env)
 
     return inherit.search(ref_dir, steps=T, out_dir=out_dir, resume=True, runner=runner)
 
@@ -237,20 +238,12 @@ def main(argv=None):
             series[f"search_n{rnd['n_layer']}"] = [
                 x["run_dir"] for r in results if r[3] is not None for x in r[3]["rounds"]
                 if x["n_layer"] == rnd["n_layer"]]
-    png, note = common.plot_seeds(os.path.join(args.out, "loss_curves.png"), series,
-                                  [("tokens", "tokens"), ("training FLOPs", "flops")],
-                                  title=f"{len(ran)} seed(s) (first solid, others dashed)")
-    sections.append(f"![loss curves]({os.path.basename(png)})" if png else note)
-    head = common.header(args, "Inheritune: inherited small model vs reference and scratch")
-    data = {"arms": rows, "search": search, "claims": sentences, "n_layer_reference": L, "n_layer_small": n,
-            "T": T, "plot": png, "plot_note": note,
+    data = {"arms": rows, "search": search, "claims": sentences, "n_layer_reference": L, "n_layer_small": n, "T": T,
             "per_seed": {str(seed): {"arms": r[0], "claims": r[1], "search": r[3]}
                          for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
-    paths = common.write_results(args.out, head, data, sections)
-    print("\n".join(summary_lines))
-    print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({note})"))
-    return data
-
+    return common.finish(args, "Inheritune: inherited small model vs reference and scratch", sections, data,
+                         summary_lines, "loss_curves.png", series, [("tokens", "tokens"), ("training FLOPs", "flops")],
+                         plot_title=f"{len(ran)} seed(s) (first solid, others dashed)")
 
 if __name__ == "__main__":
     main()

@@ -224,13 +224,7 @@ def test_vocab_mismatch_is_refused():
 
 
 def test_optional_packages_missing_give_clear_errors(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "datasets", None)   # import datasets -> ImportError
-    monkeypatch.setitem(sys.modules, "lm_eval", None)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(E.EvalError, match="pip install datasets"):
-        tasks.download_tasks(str(tmp_path))
-    with pytest.raises(E.EvalError, match=r"pip install 'lm_eval\[hf\]'"):
-        E.run_harness(str(tmp_path / "nothing"), ["piqa"])
     with pytest.raises(E.EvalError, match="pip install matplotlib"):
         E.plot_curves(str(tmp_path / "x.png"), {})
 

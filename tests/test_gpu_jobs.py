@@ -1,6 +1,7 @@
 """tools/gpu_jobs.py and bench.py, exercised on a CPU with tiny shapes, so that neither breaks unnoticed between GPU
 runs: the speed job, and the experiment jobs (dry runs on tiny shapes; the four run in two processes at once, ~30-60 s
 on 2 cores)."""
+import argparse
 import importlib.util
 import json
 import os
@@ -21,16 +22,17 @@ def test_speed_dry_run_measures_every_step_and_resumes(tmp_path):
     cmd = [sys.executable, RUNNER, "--dry-run", "--device=cpu", f"--results={tmp_path}", "--minutes=5", "--only=speed"]
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=300)
     steps = json.loads((tmp_path / "speed" / "results.json").read_text())["steps"]
-    assert set(steps) == {"cuda_checks", "growth", "switches", "microbatch_2", "microbatch_8"}  # no nanoGPT here
+    assert set(steps) == {"cuda_checks", "switches", "microbatch_2", "microbatch_8"}  # no nanoGPT here
     assert not [k for k, v in steps.items() if "error" in v]
     assert steps["cuda_checks"]["ok"] and steps["cuda_checks"]["max_abs_diff"]["gpt2: depth zero growth gap"] < 1e-5
-    for v in ("growth", "switches", "microbatch_8"):
+    for v in ("switches", "microbatch_8"):
         res = steps[v]["results"]
         assert set(res) == set(steps[v]["variants"]) and all(r["tokens_per_s"] > 0 for r in res.values())
     assert set(steps["switches"]["results"]) == {"all on", "no compile", "float32 (TF32)", "for-each AdamW",
                                                  "tanh GELU (GPT-2's own)"}
     md = (tmp_path / "speed" / "results.md").read_text()
-    assert "## Numerics on the device" in md and "| grown x2 (direct) |" in md and "## Micro-batch 8" in md
+    assert table_rows(md)[:4] == ["cuda_checks", "switches", "microbatch_2", "microbatch_8"]  # the steps' table
+    assert "## switches: 2 layers" in md and "| for-each AdamW | 12 |" in md and "| nanogrow B=8 | 8 |" in md
     # a second call finds every step measured and runs none of them again
     walls = {k: v["wall_s"] for k, v in steps.items()}
     out = subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True, timeout=300).stdout
@@ -38,38 +40,44 @@ def test_speed_dry_run_measures_every_step_and_resumes(tmp_path):
     assert {k: v["wall_s"] for k, v in again.items()} == walls and "estimated" not in out
     listing = subprocess.run(cmd[:2] + ["--list", f"--results={tmp_path}"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout
-    assert listing.startswith("speed: cuda_checks, growth")
+    assert listing.startswith("speed: cuda_checks, switches")
 
 
 def test_results_with_steps_the_runner_does_not_take_are_read(tmp_path):
-    """docs/results/gpu/ may hold results of steps this runner does not take (renamed or dropped ones): they are
-    kept in results.json and left out of results.md, and a step missing under its own name is run."""
+    """docs/results/gpu/ may hold results of steps this runner does not take (dropped ones, or superseded ones kept
+    as <step>@<version>): they are read and kept in results.json, the superseded ones are left out of results.md,
+    and a step missing under its own name is run."""
     import gpu_jobs
     shutil.copytree(os.path.join(REPO, "docs", "results", "gpu"), tmp_path, dirs_exist_ok=True)
+    opts = argparse.Namespace(results=str(tmp_path), deadline=time.time() + 60)
     for name in gpu_jobs.JOBS:
-        job = gpu_jobs.Job(name, str(tmp_path / name), time.time() + 60)
+        job = gpu_jobs.Job(name, opts)
         steps = dict(job.data["steps"])
         job.save()
         assert json.loads((tmp_path / name / "results.json").read_text())["steps"] == steps
         assert (tmp_path / name / "results.md").read_text().startswith(f"# GPU job `{name}`")
-    job = gpu_jobs.Job("speed", str(tmp_path / "speed"), time.time() + 60)
-    job.data["steps"]["growth@old"] = dict(job.data["steps"].get("growth", {}), note="measured by another version")
-    job.data["steps"].pop("growth", None)
+    job = gpu_jobs.Job("speed", opts)
+    job.data["steps"]["microbatch_16@old"] = dict(job.data["steps"].pop("microbatch_16", {}), note="another model")
     job.save()
-    assert "@old" not in (tmp_path / "speed" / "results.md").read_text() and not job.ok("growth")
-    assert job.step("growth", 1, lambda: {"x": 1})["x"] == 1
+    assert "@old" not in (tmp_path / "speed" / "results.md").read_text() and not job.ok("microbatch_16")
+    assert job.step("microbatch_16", 1, lambda: {"x": 1})["x"] == 1
     assert subprocess.run([sys.executable, RUNNER, "--list"], cwd=REPO, capture_output=True, text=True,
                           check=True).stdout.startswith("speed: ")
 
 
 def test_a_step_runs_only_when_it_fits_and_a_failed_step_runs_again(tmp_path):
     import gpu_jobs
-    job = gpu_jobs.Job("j", str(tmp_path), time.time() + 30, dry=True, device="cpu")
+    job = gpu_jobs.Job("j", argparse.Namespace(results=str(tmp_path), deadline=time.time() + 30))
     assert job.step("big", 60, lambda: {"x": 1}) is None  # 60 s estimated, 30 s left
     assert job.step("bad", 1, lambda: 1 / 0)["error"].startswith("ZeroDivisionError")
     assert job.step("bad", 1, lambda: {"x": 2})["x"] == 2
     assert job.step("bad", 1, lambda: {"x": 3})["x"] == 2  # measured: kept
-    assert json.loads((tmp_path / "results.json").read_text())["steps"]["bad"]["x"] == 2
+    assert json.loads((tmp_path / "j" / "results.json").read_text())["steps"]["bad"]["x"] == 2
+
+    def script_error():  # an experiment script's own one-line error: a failed step too, not the runner's end
+        raise SystemExit("arm x: train.py failed")
+    assert job.step("script", 1, script_error)["error"] == "SystemExit: arm x: train.py failed"
+    assert "| script | error (below) |" in (tmp_path / "j" / "results.md").read_text()
 
 
 def test_bench_cpu_defaults_and_clear_errors(tmp_path):
@@ -171,11 +179,11 @@ def test_experiment_job_keeps_every_arm(jobs, name):
     import gpu_jobs
     f = job_files(jobs, name)
     steps = f["json"]["steps"]
-    assert list(steps) == [s for s, _ in gpu_jobs.SPECS[name].steps]
+    assert list(steps) == gpu_jobs.SPECS[name][1]
     assert not [k for k, v in steps.items() if "error" in v]
     arms = EXPERIMENT_JOBS[name]
     assert set(f["experiment"]["arms"]) == set(arms)
-    assert table_rows(f["md"]) == [s for s, _ in gpu_jobs.SPECS[name].steps]  # the steps table: one row a step
+    assert table_rows(f["md"]) == gpu_jobs.SPECS[name][1]  # the steps table: one row a step
     for arm in arms:
         assert arm in table_rows(f["report"]), (name, arm)  # the experiment's table: one row an arm
         assert f["experiment"]["arms"][arm]["val_loss_mean"] > 0
@@ -203,10 +211,11 @@ def test_gstack_and_operators_jobs(jobs):
     # the operators job borrowed both from the gstack job's folder instead of training them again
     for arm in ("scratch", "gstack"):
         step = o["json"]["steps"][arm]
-        assert step["borrowed_from"] == "gstack" and step["trained"] is False
+        assert step["trained"] == [] and step["estimate_s"] == gpu_jobs.STEP_S  # nothing to train: no time for it
         kept = [(jobs / "results" / j / "runs" / arm / "metrics.jsonl").read_text() for j in ("gstack", "operators")]
         assert kept[0] == kept[1]
-    assert "borrowed from job gstack" in o["md"]
+    first = g["json"]["steps"]["scratch"]  # trained: a train.py start at least (no compile on a CPU)
+    assert first["trained"] == ["scratch"] and first["estimate_s"] >= gpu_jobs.STEP_S + gpu_jobs.START_S
     for arm, row in o["experiment"]["arms"].items():
         if arm.startswith("depth_"):
             ev = row["grow_events"][0]
@@ -215,10 +224,6 @@ def test_gstack_and_operators_jobs(jobs):
             ev = row["grow_events"][0]
             assert (ev["before"]["n_embd"], ev["after"]["n_embd"], ev["op"]) == (16, 32, arm[6:])
         assert row["tokens"] == arms["scratch"]["tokens"], arm
-    # after the first trained arm, estimates use the training rate it measured
-    first, second = g["json"]["steps"]["scratch"], g["json"]["steps"]["gstack"]
-    assert first["rate_used"] == gpu_jobs.ASSUMED_RATE
-    assert second["rate_used"] == first["arms"]["scratch"]["train_flops_per_s"] != gpu_jobs.ASSUMED_RATE
 
 
 def test_inheritune_and_bimix_jobs(jobs):
@@ -274,17 +279,27 @@ def test_job_estimates_fit_the_default_minutes():
     inheritune and bimix fit the default 8 minutes with the data preparation, and use most of them; every operators
     step fits 8 minutes too (the job spans several calls). The check can fail: twice the steps do not fit."""
     import gpu_jobs
-    from experiments import common
     for name in ("gstack", "inheritune", "bimix"):
-        total = gpu_jobs.DATA_S + sum(gpu_jobs.estimate_job(name).values())
+        total = gpu_jobs.DATA_S + sum(e for e, _ in gpu_jobs.estimates(name).values())
         assert 5 * 60 <= total <= 8 * 60, (name, total)
-    ops = gpu_jobs.estimate_job("operators")
-    assert ops["scratch"] == ops["gstack"] == gpu_jobs.ANALYSIS_S  # borrowed from the gstack job
-    assert all(gpu_jobs.DATA_S + v <= 8 * 60 for v in ops.values())
-    assert gpu_jobs.DATA_S + sum(gpu_jobs.estimate_job("bimix", overrides=["--max_iters=1280"]).values()) > 8 * 60
-    # the grown arm: two compiles; G_random: three (its ramp ends with a plain model); nothing compiled on a CPU
-    spec, s = gpu_jobs.SPECS["operators"], common.resolve(["config/gstack_gpu.py"])
-    est = {a: gpu_jobs.arm_estimate(spec, a, [], "cuda") for a in ("scratch", "gstack", "width_random")}
-    assert [e["compiles"] for e in est.values()] == [1, 2, 3]
-    assert gpu_jobs.arm_estimate(spec, "gstack", [], "cpu")["compiles"] == 0
-    assert est["gstack"]["phases"] == [s["grow_at_tokens"], 50_331_648 - s["grow_at_tokens"]]
+    ops = gpu_jobs.estimates("operators")
+    assert ops["scratch"] == ops["gstack"] == [gpu_jobs.STEP_S, []]  # borrowed from the gstack job
+    assert all(gpu_jobs.DATA_S + e <= 8 * 60 for e, _ in ops.values())
+    assert gpu_jobs.estimates("inheritune")["reference+inherit"][1] == ["reference", "inherit"]
+    longer = gpu_jobs.estimates("bimix", overrides=["--max_iters=1280"])
+    assert gpu_jobs.DATA_S + sum(e for e, _ in longer.values()) > 8 * 60
+    # the grown arm: one compile more than scratch (same final model, same tokens); G_random: one more (its ramp ends
+    # with a plain model); nothing compiled on a CPU
+    g, cpu = gpu_jobs.estimates("gstack"), gpu_jobs.estimates("gstack", device="cpu")
+    assert g["gstack"][0] - g["scratch"][0] == pytest.approx(gpu_jobs.COMPILE_S)
+    assert ops["depth_random"][0] - ops["depth_zero"][0] == pytest.approx(gpu_jobs.COMPILE_S)
+    assert g["gstack"][0] - cpu["gstack"][0] == pytest.approx(2 * gpu_jobs.COMPILE_S)
+    # at least start-up, a compile and the training FLOPs of the 8-layer model at the assumed rate
+    from configurator import model_args
+    from experiments import common
+    s = common.resolve(["config/gstack_gpu.py", "--n_layer=8"])
+    with gpu_jobs.torch.device("meta"):
+        fpt = gpu_jobs.GPT(gpu_jobs.GPTConfig(**dict(model_args(s), vocab_size=256))).flops_per_token()
+    train = common.final_iter(s) * common.tokens_per_iter(s) * fpt / gpu_jobs.RATE
+    assert gpu_jobs.START_S + gpu_jobs.COMPILE_S + train < g["scratch"][0] - gpu_jobs.STEP_S < 1.3 * (
+        gpu_jobs.START_S + gpu_jobs.COMPILE_S + train)

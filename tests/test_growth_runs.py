@@ -179,24 +179,22 @@ def test_init_from_grow_with_learn_and_resume_after_a_mapped_zero_growth(tiny_da
     assert ck["iter_num"] == 20 and ck["model_args"]["n_layer"] == 4
 
 
-def test_growth_inheritance_and_resume_on_sharded_fsdp_runs(tiny_dataset, tmp_path):
-    """FSDP2 on 2 CPU processes (gloo): an in-run Gstack growth re-shards the grown model, a run stopped after the
-    growth resumes from its gathered checkpoint, and it ends where one unsharded process ends; a sharded run can
-    start from an inherited model."""
+def test_growth_inheritance_and_resume_on_two_processes(tiny_dataset, tmp_path):
+    """DDP on 2 CPU processes (gloo): an in-run Gstack growth gives every rank the same grown model, a run stopped
+    after the growth resumes, and it ends where one process ends; a DDP run can start from an inherited model."""
     import sys
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     args = TINY_RUN + [f"--dataset={tiny_dataset}", "--gradient_accumulation_steps=2", "--grow_at_tokens=1280",
                        "--grow_factor=2", "--lr_decay_iters=20", "--eval_interval=5"]
     run_train(args + [f"--out_dir={tmp_path / 'one'}"])
-    run_train(args + [f"--out_dir={tmp_path / 'sharded'}", "--fsdp=True", "--max_iters=15"], launcher=torchrun)
-    run_train(args + [f"--out_dir={tmp_path / 'sharded'}", "--init_from=resume"], launcher=torchrun)
-    one, sharded = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "sharded")
-    assert [e["iter"] for e in sharded if e.get("event") == "grow"] == [5]
+    run_train(args + [f"--out_dir={tmp_path / 'two'}", "--max_iters=15"], launcher=torchrun)
+    run_train(args + [f"--out_dir={tmp_path / 'two'}", "--init_from=resume"], launcher=torchrun)
+    one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    assert [e["iter"] for e in two if e.get("event") == "grow"] == [5]
     last = lambda ms: [e for e in ms if "val_loss" in e][-1]
-    assert last(sharded)["iter"] == 20 and last(sharded)["val_loss_mean"] == pytest.approx(last(one)["val_loss_mean"], abs=1e-4)
-    ck = load_checkpoint(checkpoint_paths(str(tmp_path / "sharded"))[-1])
-    assert ck["fsdp"] and ck["model_args"]["n_layer"] == 4
-    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'inherited'}", "--fsdp=True",
+    assert last(two)["iter"] == 20 and last(two)["val_loss_mean"] == pytest.approx(last(one)["val_loss_mean"], abs=1e-4)
+    assert load_checkpoint(checkpoint_paths(str(tmp_path / "two"))[-1])["model_args"]["n_layer"] == 4
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'inherited'}",
                           "--init_from=inherit", f"--inherit_from={tmp_path / 'one'}", "--inherit_n_layer=2",
                           "--max_iters=2", "--gradient_accumulation_steps=2"], launcher=torchrun)
     assert load_checkpoint(checkpoint_paths(str(tmp_path / "inherited"))[-1])["model_args"]["n_layer"] == 2

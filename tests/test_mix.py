@@ -127,24 +127,6 @@ def test_entropies_reject_bad_tokens():
         mix.domain_entropies(np.array([1], dtype=np.uint16), vocab_size=64)
 
 
-def test_vne_measures_diversity_between_samples():
-    rng = np.random.default_rng(4)
-    kw = dict(n_samples=128, seq_len=256, dim=1024)
-    # 32 "topics": blocks of 256 tokens, each drawn from one of 32 disjoint 32-token sub-vocabularies
-    topics = np.concatenate([32 * t + rng.integers(0, 32, size=256) for t in rng.integers(0, 32, size=240)])
-    iid_small = rng.integers(0, 16, size=len(topics))    # dense windows, all with the same distribution
-    iid_large = rng.integers(0, 1024, size=len(topics))  # sparse windows over a rich vocabulary rarely overlap
-    cycle = np.tile(np.arange(10), 6000)                 # every window has (almost) the same counts
-    v = {name: mix.domain_vne(x, **kw) for name, x in
-         [("topics", topics), ("iid_small", iid_small), ("iid_large", iid_large), ("cycle", cycle)]}
-    assert v["topics"] == mix.domain_vne(topics, **kw)  # deterministic
-    assert v["cycle"] < 0.05 and v["iid_small"] < 1.0
-    assert v["topics"] > math.log(16)  # a window meets at most 2 of the 32 topics
-    assert v["iid_small"] < v["topics"] and v["iid_small"] < v["iid_large"] <= math.log(128) + 1e-9
-    with pytest.raises(ValueError, match="fewer than seq_len"):
-        mix.domain_vne(topics[:100], **kw)
-
-
 def test_entropy_mixture_is_softmax():
     H = {"a": 1.0, "b": 2.5, "c": -0.3}
     e = np.exp(list(H.values()))
@@ -203,14 +185,6 @@ def test_resolve_entropy_mixture_and_cache(dataset, monkeypatch):
         mix.resolve_mixture("ce", dataset)
 
 
-def test_resolve_vne(dataset):
-    r = mix.resolve_mixture("vne", dataset)
-    vne = {d: mix.domain_vne(np.fromfile(dataset / d / "train.bin", dtype=np.uint16), **mix.VNE_SETTINGS)
-           for d in r}
-    assert r == pytest.approx(mix.entropy_mixture(vne), rel=1e-12)
-    assert vne["chain"] == 0.0  # a cycle of period 64 inside 512-token windows: every window has equal counts
-
-
 def test_resolve_explicit_dict(dataset):
     r = mix.resolve_mixture({"noisy": 0.25, "chain": 0.75}, dataset)
     assert r == {"noisy": 0.25, "markov": 0.0, "chain": 0.75}  # missing domain gets 0
@@ -249,8 +223,6 @@ def test_resolve_errors(dataset, tmp_path):
     for spec in ("uniform", "ce"):
         with pytest.raises(ValueError, match=r"\['empty'\] have 0 train tokens"):
             mix.resolve_mixture(spec, ds)
-    with pytest.raises(ValueError, match="VNE undefined"):  # 500 tokens < one VNE window
-        mix.resolve_mixture("vne", write_dataset(tmp_path / "small", {"a": np.arange(500) % 64}))
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -483,7 +455,7 @@ def test_fit_from_runs_and_cli(tmp_path, capsys):
 def test_cli_entropy_table(dataset, capsys):
     mix.main([str(dataset)])
     out = capsys.readouterr().out
-    for word in ("noisy", "markov", "chain", "SE", "JE", "CE", "VNE", "natural", "r_CE", "6,000"):
+    for word in ("noisy", "markov", "chain", "SE", "JE", "CE", "natural", "r_CE", "6,000"):
         assert word in out
 
 
