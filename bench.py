@@ -6,7 +6,6 @@ Time train.py's training step on synthetic tokens, compilation left out: tokens/
     python bench.py --nanogpt=.nanogpt                     # nanoGPT's model.py beside ours, the two in turns
 """
 
-import contextlib
 import os
 import resource
 import runpy
@@ -15,7 +14,6 @@ import sys
 import time
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import grow
 from configurator import (ConfigError, apply_overrides, check_device, defaults_from_script, install_error_hook,
@@ -28,12 +26,9 @@ steps = 20                      # steps per timed round
 rounds = 5                      # timed rounds; with --nanogpt the two models take turns round by round
 peak_flops = 0.0                # the device's dense bf16 FLOP/s for MFU (0: looked up from the device name)
 nanogpt = ""                    # a folder holding nanoGPT's model.py, timed beside ours
-attention = "auto"              # SDPA kernel: 'auto' | 'flash' | 'efficient' | 'cudnn' | 'math'
 adamw = "own"                   # 'own': each model's configure_optimizers | 'fused' | 'foreach': that kernel for both
 GPU_SHAPES = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, batch_size=12, vocab_size=50304)
 CPU_SHAPES = dict(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, vocab_size=256)
-KERNELS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-           "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
 TRAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py")
 
 
@@ -48,9 +43,8 @@ def settings(argv):
     if s["dtype"] == "auto":
         s["dtype"] = "bfloat16" if dev == "cuda" and torch.cuda.is_bf16_supported() else "float32"
     s["compile"] = dev == "cuda" if s["compile"] is None else s["compile"]
-    for key, allowed in (("attention", ["auto", *KERNELS]), ("adamw", ["own", "fused", "foreach"])):
-        if s[key] not in allowed:
-            raise ConfigError(f"{key}={s[key]!r}: must be one of {', '.join(allowed)}")
+    if s["adamw"] not in ("own", "fused", "foreach"):
+        raise ConfigError(f"adamw={s['adamw']!r}: must be one of own, fused, foreach")
     return s
 
 
@@ -86,7 +80,6 @@ def make_step(model, s, fused=None):
         opt = torch.optim.AdamW(groups, fused=fused, foreach=not fused)
     train_model = torch.compile(model) if s["compile"] else model
     ctx = torch.autocast(s["device_type"], dtype=getattr(torch, s["dtype"]), enabled=s["dtype"] != "float32")
-    attention = contextlib.nullcontext if s["attention"] == "auto" else lambda: sdpa_kernel(KERNELS[s["attention"]])
     B, T, total = s["batch_size"], s["block_size"], s["total_batch_tokens"]
     if total % (B * T):
         raise ConfigError(f"total_batch_tokens={total} is not a multiple of batch_size * block_size = {B * T}")
@@ -95,11 +88,10 @@ def make_step(model, s, fused=None):
     x, y = x.to(s["device"]), y.to(s["device"])
 
     def step():
-        with attention():
-            for _ in range(accum):
-                with ctx:
-                    _, loss = train_model(x, y)
-                (loss / accum).backward()
+        for _ in range(accum):
+            with ctx:
+                _, loss = train_model(x, y)
+            (loss / accum).backward()
         if s["grad_clip"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), s["grad_clip"])
         opt.step()
@@ -160,7 +152,7 @@ def main(argv):
     where = torch.cuda.get_device_name() if s["device_type"] == "cuda" else s["device"].upper()
     print(f"{c.arch} {c.n_layer}L {c.n_embd}d, {ours.num_params() / 1e6:.1f}M non-embedding params, batch "
           f"{s['batch_size']}x{s['block_size']}x{fns['nanogrow'].tokens // (s['batch_size'] * s['block_size'])}, "
-          f"{where}, {s['dtype']}, compile={s['compile']}, attention={s['attention']}, AdamW: {s['adamw']}")
+          f"{where}, {s['dtype']}, compile={s['compile']}, AdamW: {s['adamw']}")
     res = time_steps(fns, s)
     peak = s["peak_flops"] or (device_peak_flops() if s["device_type"] == "cuda" else None)  # dense bf16 FLOP/s
     for name, r in res.items():  # nanoGPT's model has the same shapes, so the same FLOPs per token

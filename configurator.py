@@ -1,13 +1,10 @@
 """
-Settings for train.py, nanoGPT style: module-level defaults, then an optional config file, then --key=value.
+Settings for train.py, nanoGPT style: module-level defaults, then config files (plain Python, or a run's own
+config.json), then --key=value:  python train.py config/gstack_tiny.py --batch_size=32 --compile=False
 
-    python train.py config/gstack_tiny.py --batch_size=32 --compile=False
-
-A config file is plain Python (its top-level names are settings) or JSON (a run's own out_dir/config.json, so a
-later run can repeat an earlier one). Every name must be a known setting and every value must have the default's
-type (None defaults take anything; an int is accepted where a float is expected), so a typo stops the run with
-the name and the valid settings instead of being silently ignored. Then every value is range-checked
-(check_train_settings) before anything is built, and errors a user can fix print as one line (install_error_hook).
+Every name must be a known setting and every value of the default's type, so a typo stops the run with the valid
+settings instead of being silently ignored; check_train_settings then range-checks every value before anything is
+built, and install_error_hook prints the errors a user can fix as one line.
 """
 
 import ast
@@ -23,14 +20,6 @@ class ConfigError(ValueError):
     pass
 
 
-def parse_value(text):
-    """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, '[0,1]' -> [0, 1]; anything else stays a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def given_settings(defaults, argv):
     """The settings that config files and --key=value arguments give, in order (later ones win): what a user asked
     for, as opposed to a default (train.py refuses a given model setting that a resumed run cannot honour)."""
@@ -40,7 +29,11 @@ def given_settings(defaults, argv):
             key, sep, text = arg[2:].partition("=")
             if not sep:
                 raise ConfigError(f"argument {arg!r}: expected --key=value")
-            given[key] = _check(key, parse_value(text), defaults, "the command line")
+            try:  # '3' -> 3, '1e-3' -> 0.001, 'True' -> True, '[0,1]' -> [0, 1]; anything else stays a string
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text
+            given[key] = _check(key, value, defaults, "the command line")
         elif not os.path.isfile(arg):
             raise ConfigError(f"config file {arg!r} does not exist (arguments are config files or --key=value)")
         else:

@@ -293,10 +293,6 @@ def sample(model, tok, prompt="", num_samples=1, max_new_tokens=200, temperature
 # -------------------------------------------------------------------------------------------------------------
 # Command line
 
-def _task_names(s):
-    return list(TASKS) if s in (None, "", "all") else [t.strip() for t in s.split(",") if t.strip()]
-
-
 def _write_json(path, obj):
     if path:
         with open(path, "w") as f:
@@ -330,7 +326,8 @@ def cmd_tasks(a):
     model, ckpt, used = load_model(a.ckpt, device)
     tok = tokenizer_for(ckpt, a.tokenizer)
     print(f"{used}: zero-shot tasks from {a.task_dir} (tokenizer {tok.name}, block_size {model.config.block_size})")
-    _write_json(a.json, evaluate_tasks(model, tok, a.task_dir, _task_names(a.tasks), a.limit, a.batch_size,
+    names = list(TASKS) if a.tasks in ("", "all") else [t.strip() for t in a.tasks.split(",") if t.strip()]
+    _write_json(a.json, evaluate_tasks(model, tok, a.task_dir, names, a.limit, a.batch_size,
                                        autocast(device, a.dtype)))
 
 
@@ -403,11 +400,9 @@ def main(argv=None):
         if getattr(a, "device", None):
             check_device(a.device)
         a.fn(a)
-    except (EvalError, CheckpointError, DataError, ConfigError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:  # a full, read-only or foreign disk (exports, --json, plots): one line; others are bugs
-        msg = user_error_message(e, (), then="run it again")
+    except (EvalError, CheckpointError, DataError, ConfigError, OSError) as e:
+        # ours, or a full, read-only or foreign disk (exports, --json, plots): one line; any other OSError is a bug
+        msg = user_error_message(e, (EvalError, CheckpointError, DataError, ConfigError), then="run it again")
         if msg is None:
             raise
         print(f"error: {msg}", file=sys.stderr)

@@ -66,7 +66,9 @@ def make_layer_map(n_layer, factor, layout="stack"):
     layout="stack":      0..L-1, 0..L-1, ...  (Gstack: the whole model repeated; the paper's best)
     layout="interleave": 0,0,..,1,1,..       (the paper's "interpolation" ablation; the official G_zero layout)
     Partial stacking is any other list, e.g. for L=6 stacking the back half: [0,1,2,3,4,5,3,4,5]."""
-    _check_layer_map_args(factor, layout)
+    _whole(factor, "factor", "make_layer_map")
+    if layout not in ("stack", "interleave"):
+        raise ValueError(f"make_layer_map: unknown layout {layout!r}; expected 'stack' or 'interleave'")
     if layout == "stack":
         return list(range(n_layer)) * int(factor)
     return [j for j in range(n_layer) for _ in range(int(factor))]
@@ -234,11 +236,6 @@ def ramps_active(model):
     return bool(_blended(model) or _masked(model))
 
 
-def ramp_factors(model):
-    """G_random's depthwise blend factor m of every block (1.0 for a block that is fully in)."""
-    return [float(b.ramp) if "ramp" in b._buffers else 1.0 for b in model.blocks]
-
-
 def load_state(model, state):
     """model.load_state_dict(state) for a state dict that may carry G_random ramps (a checkpoint saved mid-ramp:
     depthwise blocks.<i>.ramp; widthwise <module>.ramp, .ramp_new, .ramp_window): they ramp on from where they were."""
@@ -373,7 +370,11 @@ def grow_width(model, n_embd, op, intermediate_size=None, noise=0.0, **opts):
     if op == "learn":
         big, fresh = _learn_width(model, config, **opts), {}
     else:  # direct / zero / random: every new entry is a copy of an old one or fresh
-        hidden = "zero" if op == "random" else opts.get("hidden") or _default_hidden(small, config, op)
+        # new hidden dims: Net2Net copies random ones; G_zero's are zero, but GPT-2's LayerNorm (mean and variance)
+        # keeps the function only when every dim is duplicated equally, so GPT-2 duplicates them when it can
+        gpt2_dup = small.arch == "gpt2" and config.n_embd % small.n_embd == 0
+        hidden = ("zero" if op == "random" else opts.get("hidden")
+                  or ("random" if op == "direct" else "duplicate" if gpt2_dup else "zero"))
         layout, rescale = opts.get("layout", "official"), opts.get("rescale_norms", True)
         if op == "zero" and hidden == "zero" and small.arch == "llama" and rescale:
             # RMS over [x; 0] is sqrt(d/D) * RMS(x) only if eps shrinks too: mean(x'^2) + eps' = d/D (mean(x^2) + eps)
@@ -388,12 +389,6 @@ def grow_width(model, n_embd, op, intermediate_size=None, noise=0.0, **opts):
     if noise:
         _width_noise(big, fresh, noise)
     return big
-
-
-def _default_hidden(small, config, op):
-    if op == "direct":
-        return "random"
-    return "duplicate" if small.arch == "gpt2" and config.n_embd % small.n_embd == 0 else "zero"
 
 
 def _width_config(c, n_embd, intermediate_size):
@@ -604,12 +599,6 @@ def growth_timing(N, C):
     return 10.0 ** (0.88 * math.log10(N) + 163.27 / math.log10(C) - 5.74)
 
 
-def growth_factor_fit(N, C):
-    """The paper's tentative fit log10(g) = 1.01 log10(N) - 29.88 / log10(C) - 7.36. It extrapolates badly (about
-    19 for 7B on 2T tokens, where the sweeps put the optimum between 2 and 4); the paper itself uses g = 4."""
-    return 10.0 ** (1.01 * math.log10(N) - 29.88 / math.log10(C) - 7.36)
-
-
 def growth_factor(before, after):
     """g of one growth as the paper defines it: the ratio of the blocks' parameters (depthwise, the layer ratio).
     before, after: GPTConfigs or their dicts (a metrics.jsonl grow event's `before` and `after`)."""
@@ -700,12 +689,6 @@ def _whole(x, what, who):
                          f"use an explicit layer_map for anything else, e.g. partial stacking")
     if int(x) < 1:
         raise ValueError(f"{who}: {what}={x} must be >= 1: growth makes the model larger")
-
-
-def _check_layer_map_args(factor, layout):
-    _whole(factor, "factor", "make_layer_map")
-    if layout not in ("stack", "interleave"):
-        raise ValueError(f"make_layer_map: unknown layout {layout!r}; expected 'stack' or 'interleave'")
 
 
 def _check_depth(config, op, factor, layer_map, noise, opts):

@@ -30,7 +30,7 @@ import torch
 
 import grow
 from model import GPT, GPTConfig, apply_rope
-from runs import CheckpointError, final_eval, find_checkpoint, run_logged, stale_source
+from runs import CheckpointError, final_eval, find_checkpoint, is_done, run_logged, stale_source
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -172,7 +172,7 @@ def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2
     while n is not None:
         run_dir = os.path.join(out_dir, f"n{n}")
         _check_round_dir(run_dir, resume)
-        if _round_done(run_dir, steps):
+        if is_done(run_dir, steps):
             log(f"round n={n}: reusing the finished run in {run_dir}")
         else:
             interrupted = resume and os.path.isdir(run_dir) and any(f.startswith("ckpt_") for f in os.listdir(run_dir))
@@ -201,13 +201,6 @@ def search(ref_dir, steps=None, out_dir="out/inherit_search", start=None, step=2
         n = nxt
     log(search_markdown(summary))
     return summary
-
-
-def _round_done(run_dir, steps):
-    try:
-        return final_eval(run_dir).get("iter", -1) >= steps
-    except (FileNotFoundError, ValueError):
-        return False
 
 
 def search_markdown(summary):
@@ -272,12 +265,6 @@ def attention_inputs(model, tokens):
         for h in hooks:
             h.remove()
     return seen
-
-
-@torch.no_grad()
-def attention_probs(model, tokens):
-    """Per layer, the attention probabilities (B, nh, T, T) of model on tokens (B, T): a list of n_layer tensors."""
-    return [layer_attention(b.attn, x, rope) for b, (x, rope) in zip(model.blocks, attention_inputs(model, tokens))]
 
 
 @torch.no_grad()

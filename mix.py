@@ -147,8 +147,12 @@ def resolve_mixture(spec, dataset_dir):
     meta = load_meta(dataset_dir)
     domains = list(meta["domains"])
     train_tokens = {d: int(meta["domains"][d].get("train_tokens", 0)) for d in domains}
-    if isinstance(spec, str) and spec.strip().startswith("{"):
-        spec = _parse_mixture_string(spec)
+    if isinstance(spec, str) and spec.strip().startswith("{"):  # a dict written as text, e.g. from --mixture=...
+        import ast
+        try:
+            spec = ast.literal_eval(spec)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"mixture={spec!r}: could not parse as a dict {{domain: proportion}}") from None
     _check_mixture_spec(spec, domains, train_tokens, dataset_dir)
     if isinstance(spec, dict):
         weights = {d: float(spec.get(d, 0.0)) for d in domains}
@@ -166,18 +170,6 @@ def resolve_mixture(spec, dataset_dir):
         weights = entropy_mixture({d: ents[d][key] for d in domains})
     total = sum(weights.values())
     return {d: w / total for d, w in weights.items()}
-
-
-def _parse_mixture_string(spec):
-    """'{"web": 0.7, "code": 0.3}' (JSON or a Python dict literal, e.g. from --mixture=...) -> dict."""
-    import ast
-    try:
-        return json.loads(spec)
-    except ValueError:
-        try:
-            return ast.literal_eval(spec)
-        except (ValueError, SyntaxError):
-            raise ValueError(f"mixture={spec!r}: could not parse as a dict {{domain: proportion}}") from None
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -281,34 +273,19 @@ def _initial_thetas(r, s, L, n_starts, residuals):
 
 def fit_bimix(observations, n_starts=4, objective="loss"):
     """Fit L_i(r, s) = A_i / r^alpha_i * (B_i / s^beta_i + C_i) per domain by Levenberg-Marquardt from n_starts
-    initialisations. observations: list of (domain, r, s, loss), or {domain: (r, s, loss) arrays}; per domain
-    >= 5 points, >= 2 distinct r and s, all > 0. objective: "loss" (the paper's least squares on L) or "log".
+    initialisations. observations: [(domain, r, s, loss)] (observations_from_runs); per domain >= 5 points,
+    >= 2 distinct r and s, all > 0. objective: "loss" (the paper's least squares on L) or "log".
     Returns {domain: {"A", "B", "C", "alpha", "beta", "objective", "n", "mre", "r2_log"}}, gauge C = 1 (B = 1
     when C is negligible next to B / s^beta); mre = mean |L_fit - L| / L, r2_log = R^2 of log L (the paper's two
     fit-quality numbers)."""
-    grouped = _group_observations(observations)
-    _check_fit_args(grouped, objective)
-    return {d: _fit_domain(r, s, L, n_starts, objective) for d, (r, s, L) in grouped.items()}
-
-
-def _group_observations(observations):
-    """list of (domain, r, s, loss) or {domain: (r, s, loss) | {"r", "s", "loss"}} -> {domain: (r, s, L)}."""
-    if isinstance(observations, dict):
-        grouped = {}
-        for d, v in observations.items():
-            r, s, L = (np.atleast_1d(np.asarray(a, dtype=np.float64))
-                       for a in ((v["r"], v["s"], v["loss"]) if isinstance(v, dict) else v))
-            if not (r.shape == s.shape == L.shape and r.ndim == 1):
-                raise ValueError(f"fit_bimix: domain {d!r}: r, s, loss must be 1-D arrays of one length, "
-                                 f"got shapes {r.shape}, {s.shape}, {L.shape}")
-            grouped[d] = (r, s, L)
-        return grouped
     rows = {}
     for i, ob in enumerate(observations):
         if len(ob) != 4:
             raise ValueError(f"fit_bimix: observation {i} is {ob!r}, expected (domain, r, s, loss)")
         rows.setdefault(ob[0], []).append(tuple(float(v) for v in ob[1:]))
-    return {d: tuple(np.array(col) for col in zip(*v)) for d, v in rows.items()}
+    grouped = {d: tuple(np.array(col) for col in zip(*v)) for d, v in rows.items()}  # {domain: (r, s, L)}, (n,) each
+    _check_fit_args(grouped, objective)
+    return {d: _fit_domain(r, s, L, n_starts, objective) for d, (r, s, L) in grouped.items()}
 
 
 def _fit_domain(r, s, L, n_starts, objective):

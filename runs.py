@@ -1,9 +1,8 @@
 """
 Run folders: what train.py writes to out_dir, and the one way to read it back.
 
-  ckpt_<iter>.pt   checkpoints, written atomically (temp file, fsync, rename) with a SHA-256 digest of all they
-                   hold, so that a crash mid-write never leaves half a file under the real name and a damaged file
-                   is named when read; the model inside is built by grow.load_model (it may be mid-growth)
+  ckpt_<iter>.pt   checkpoints, written atomically (temp file, fsync, rename) with a SHA-256 digest of all they hold,
+                   so a crash never leaves half a file under the real name and a damaged one is named when read
   metrics.jsonl    one JSON object per line: evaluations, training logs, growth events (docs/training.md)
   config.json      every setting of the run; source.json: the checkpoint a grown or inherited run started from
   train.log        a run's output when a script started it (run_logged)
@@ -19,6 +18,8 @@ import subprocess
 
 import numpy as np
 import torch
+
+from data.prepare import alive
 
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -54,23 +55,13 @@ def _digest(obj):
     return h.hexdigest()
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True
-
-
 def save_checkpoint(ckpt, path):
     """Atomically write a checkpoint dict: the file under `path` is always either the old one or the new one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     for tmp in glob.glob(os.path.join(glob.escape(folder), "*.pt.tmp.*")):  # a killed writer's: ckpt_*.pt.tmp.<pid>
         pid = tmp.rsplit(".", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             os.remove(tmp)
     ckpt = dict(ckpt, digest=_digest({k: v for k, v in ckpt.items() if k != "digest"}))
     tmp = f"{path}.tmp.{os.getpid()}"
@@ -196,6 +187,14 @@ def read_evals(run_dir, log=print):
 def final_eval(run_dir):
     """The last evaluation line of a run: its final val loss is val_loss_mean."""
     return read_evals(run_dir, log=lambda *a: None)[0][-1]
+
+
+def is_done(run_dir, last_iter):
+    """Whether a run has evaluated at last_iter (its last step: train.py always evaluates there) or later."""
+    try:
+        return final_eval(run_dir)["iter"] >= last_iter
+    except (FileNotFoundError, ValueError):  # not run yet, or stopped before its first evaluation
+        return False
 
 
 def run_logged(cmd, run_dir, name, echo=True, env=None):

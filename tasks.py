@@ -206,19 +206,15 @@ def example_scores(model, tok, examples, batch_size=16, ctx=None, log=print):
     """[[(logprob, is_greedy) for each pair] for each example], all pairs of all examples batched together."""
     flat = score_requests(model, [encode_pair(tok, c, k) for ex in examples for c, k in ex["pairs"]], batch_size,
                           ctx, log)
-    out, i = [], 0
-    for ex in examples:
-        out.append(flat[i:i + len(ex["pairs"])])
-        i += len(ex["pairs"])
-    return out
+    it = iter(flat)
+    return [[next(it) for _ in ex["pairs"]] for ex in examples]
 
 
 def task_metrics(examples, scores, kind="mc"):
     """acc (and acc_norm when the examples have choice lengths) for "mc"; acc and ppl for "lastword"."""
     if kind == "lastword":
-        lls = np.array([s[0][0] for s in scores])
-        return {"acc": float(np.mean([s[0][1] for s in scores])), "ppl": float(np.exp(-lls.mean())),
-                "n": len(examples)}
+        return {"acc": float(np.mean([s[0][1] for s in scores])),
+                "ppl": float(np.exp(-np.array([s[0][0] for s in scores]).mean())), "n": len(examples)}
     out = {"acc": float(np.mean([np.argmax([ll for ll, _ in s]) == ex["gold"] for ex, s in zip(examples, scores)]))}
     if all(ex["lens"] is not None for ex in examples):
         out["acc_norm"] = float(np.mean([np.argmax(np.array([ll for ll, _ in s]) / np.array(ex["lens"], float))

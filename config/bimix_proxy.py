@@ -2,7 +2,7 @@
 # 1024, 512 x 1024 tokens a step, 200K steps, on SlimPajama's 7 domains, evaluated every ~2.1B tokens (the paper:
 # "every few billion"). Not the paper's: GPT-2 with its BPE (the paper: the GPT-NeoX tokenizer) and nanoGPT's GPT-2
 # 124M recipe (docs/papers.md sec. 4). Needs a cluster. `mixture`: None / natural (the default), uniform, ce (the
-# paper's best), se, je, vne, or {domain: r}, e.g. the fitted optimum that `mix.py --fit` prints.
+# paper's best), se, je, or {domain: r}, e.g. the fitted optimum that `mix.py --fit` prints.
 #   python data/prepare.py --hf=slimpajama --max_bytes=0
 #   torchrun --standalone --nproc_per_node=8 train.py config/bimix_proxy.py --mixture=natural \
 #       --out_dir=out/bimix_natural

@@ -86,11 +86,10 @@ def open_tokens(dataset_dir, domain, split, meta=None, min_tokens=2):
         raise DataError(f"domain {domain!r} is not in {dataset_dir}/meta.json; its domains: {list(meta['domains'])}")
     if not os.path.isfile(path):
         raise DataError(f"token file {path} is missing; rebuild the dataset with data/prepare.py")
-    itemsize = np.dtype(meta["dtype"]).itemsize
     size = os.path.getsize(path)
     if size == 0:
         raise DataError(f"token file {path} is empty; give domain {domain!r} more text and rebuild it")
-    if size % itemsize:
+    if size % np.dtype(meta["dtype"]).itemsize:
         raise DataError(f"token file {path} has {size} bytes, not a whole number of {meta['dtype']} tokens: "
                         f"it is truncated or not of this dataset's dtype; rebuild it")
     data = np.memmap(path, dtype=meta["dtype"], mode="r")
@@ -112,9 +111,7 @@ def check_vocab(data, vocab_size, path, chunk=1 << 24, max_chunks=64):
     n_chunks = math.ceil(len(data) / chunk)
     starts = (np.linspace(0, n_chunks - 1, max_chunks).astype(np.int64) if n_chunks > max_chunks
               else np.arange(n_chunks)) * chunk
-    hi = 0
-    for i in starts:
-        hi = max(hi, int(np.max(data[i:i + chunk])))
+    hi = max((int(np.max(data[i:i + chunk])) for i in starts), default=0)
     if hi >= vocab_size:
         raise DataError(f"{path} holds token id {hi}, outside the vocabulary of size {vocab_size}: the data "
                         f"was made with another tokenizer, or the model's vocab_size is too small")
@@ -207,7 +204,7 @@ def domain_loss(model, batcher, domain, split="val", iters=20, batch_size=None, 
     was_training = model.training
     model.eval()
     total = torch.zeros(2, device=batcher.device)  # (sum of losses, count)
-    for j in range(math.ceil(iters / world_size)):  # the same number of forwards on every rank (FSDP needs it)
+    for j in range(math.ceil(iters / world_size)):  # the same number of forwards on every rank
         k = j * world_size + rank
         x, y = batcher.get_domain(domain, split, k % iters, batch_size)
         with ctx:

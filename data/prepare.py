@@ -9,13 +9,9 @@ Turn text sources into token files, one folder per dataset, one pair of files pe
     python data/prepare.py --hf=openwebtext                  # needs `pip install datasets` and a network
     python data/prepare.py --name=pybytes --tokenizer=byte   # 256 byte ids instead of GPT-2 BPE
 
-Documents stream through a pool of workers into the .bin files (the corpus is never held in memory); a document
-goes to val when a hash of its text falls under val_fraction, so the split is the same on every run and machine.
-Compressed files (.gz, .bz2, .xz) are read, binary ones skipped and counted, and a text over --split_bytes is cut
-into documents of about --piece_bytes at paragraph breaks, so that val gets its share of it. The mixture of
-domains is chosen at train time (train.py's `mixture`). Nothing is lost: a dataset is built in a temporary folder
-and renamed into place when whole; an existing one is kept unless --overwrite; prepare.py deletes only folders it
-created. docs/training.md has the options and the meta.json format.
+Documents stream through a pool of workers into the .bin files; a document goes to val when a hash of its text
+falls under val_fraction, so the split is the same on every machine. A dataset is built in a temporary folder and
+renamed into place when whole; an existing one is kept unless --overwrite. docs/training.md has the options.
 """
 
 import argparse
@@ -287,13 +283,6 @@ def _encode(doc):
     return len(raw), ids, hashlib.sha1(raw).digest()[:8]
 
 
-def is_val(digest, val_fraction):
-    """The split is a function of the document's text, not of its name or position: the same on every run and
-    machine, and a copy of a document can never sit on the other side of it (site-packages holds many files
-    that are byte-identical under different names)."""
-    return int.from_bytes(digest, "little") / 2 ** 64 < val_fraction
-
-
 def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, workers, desc, split_bytes=0,
                  piece_bytes=4096):
     """Tokenize a stream of documents into out_dir/{train,val}.bin; returns the domain's token and byte counts,
@@ -329,7 +318,9 @@ def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, worke
                 counts["duplicates"] += 1
                 continue
             seen.add(digest)
-            split = "val" if is_val(digest, val_fraction) else "train"
+            # the split is a function of the text, not of its name or position: the same on every run and machine,
+            # and a copy can never sit on the other side of it (site-packages holds many byte-identical files)
+            split = "val" if int.from_bytes(digest, "little") / 2 ** 64 < val_fraction else "train"
             np.asarray(ids, dtype=dtype).tofile(files[split])
             counts[f"{split}_tokens"] += len(ids)
             counts[f"{split}_bytes"] += nbytes
@@ -392,11 +383,12 @@ def remove_stale_temp_folders(out_root, name):
     pattern = re.compile(rf"\.{re.escape(name)}\.(tmp|old)\.(\d+)$")
     for f in os.listdir(out_root) if os.path.isdir(out_root) else ():
         m, path = pattern.match(f), os.path.join(out_root, f)
-        if m and os.path.isfile(os.path.join(path, TEMP_MARK)) and int(m[2]) != os.getpid() and not _alive(int(m[2])):
+        if m and os.path.isfile(os.path.join(path, TEMP_MARK)) and int(m[2]) != os.getpid() and not alive(int(m[2])):
             shutil.rmtree(path)
 
 
-def _alive(pid):
+def alive(pid):
+    """Whether process pid exists (runs.py asks it too, of a killed checkpoint writer)."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
@@ -406,33 +398,11 @@ def _alive(pid):
     return True
 
 
-def _make_temp_folder(out_root, name, kind="tmp"):
-    path = os.path.join(out_root, f".{name}.{kind}.{os.getpid()}")
-    os.makedirs(out_root, exist_ok=True)
-    os.mkdir(path)  # fails if it exists: this folder is ours alone
-    open(os.path.join(path, TEMP_MARK), "w").close()
-    return path
-
-
-def _install(tmp, final, replace):
-    """Move the finished dataset into place; an old one (replace=True) is moved aside first, then removed."""
-    os.remove(os.path.join(tmp, TEMP_MARK))
-    if not replace:
-        os.rename(tmp, final)
-        return
-    old = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.old.{os.getpid()}")
-    open(os.path.join(final, TEMP_MARK), "w").close()  # marks it as ours to delete, should we be killed now
-    os.rename(final, old)
-    os.rename(tmp, final)
-    shutil.rmtree(old)
-
-
 def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, workers=None, out_root=DATA_DIR,
             overwrite=False, split_bytes=256 * 1024, piece_bytes=4096, recipe=None):
     """Build <out_root>/<name>/ from {domain: callable returning an iterator of (doc_id, text)}; returns (folder,
-    meta). The dataset is written to a temporary folder beside it and renamed into place when whole, so an
-    interrupted run never leaves a half-built dataset. An existing dataset is kept: returned as it is when its
-    meta.json records this `recipe` (the command that built it), refused otherwise, unless overwrite=True."""
+    meta). Built in a temporary folder beside it, renamed into place when whole. An existing dataset is returned as
+    it is when its meta.json records this `recipe` (the command that built it), refused otherwise (unless overwrite)."""
     check_name(name)
     if not out_root:
         raise PrepareError("--out_root is empty: give the folder that holds the datasets (default: data/)")
@@ -447,7 +417,10 @@ def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, wor
     remove_stale_temp_folders(out_root, name)
     tok = get_tokenizer(tokenizer)
     dtype = np.uint16 if tok.n_vocab <= 2 ** 16 else np.uint32
-    tmp = _make_temp_folder(out_root, name)
+    tmp = os.path.join(out_root, f".{name}.tmp.{os.getpid()}")
+    os.makedirs(out_root, exist_ok=True)
+    os.mkdir(tmp)  # fails if it exists: this folder is ours alone
+    open(os.path.join(tmp, TEMP_MARK), "w").close()
     try:
         domains = {}
         for dom, make_docs in sources.items():
@@ -461,7 +434,14 @@ def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, wor
                 **({"recipe": recipe} if recipe is not None else {})}
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f, indent=2)
-        _install(tmp, final, replace=old is not None)
+        os.remove(os.path.join(tmp, TEMP_MARK))
+        if old is not None:  # the old dataset is moved aside first, then removed
+            aside = os.path.join(out_root, f".{name}.old.{os.getpid()}")
+            open(os.path.join(final, TEMP_MARK), "w").close()  # marks it as ours to delete, should we be killed now
+            os.rename(final, aside)
+        os.rename(tmp, final)
+        if old is not None:
+            shutil.rmtree(aside)
     except BaseException:  # a failure or Ctrl-C: nothing half-built stays behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -503,19 +483,25 @@ def main(argv=None):
     except OSError as e:  # a full, read-only or foreign disk: one line (the unfinished dataset is gone already)
         if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             raise
-        where = e.filename or a.out_root
-        free = f" ({_free_mib(where):,.0f} MiB free there)" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        where, free = e.filename or a.out_root, ""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            folder = os.path.abspath(where)
+            while not os.path.isdir(folder):
+                folder = os.path.dirname(folder)
+            free = f" ({shutil.disk_usage(folder).free / 2 ** 20:,.0f} MiB free there)"
         raise SystemExit(f"prepare.py: {e.strerror} writing {where}{free}; nothing half-built was left behind: "
                          f"make room and run it again") from None
-    _report(path, meta)
+    if meta.get("kept"):
+        print(f"{path} holds a dataset built with these settings already: kept (--overwrite rebuilds it)")
+        return 0
+    print(f"wrote {path} (tokenizer {meta['tokenizer']}, {meta['vocab_size']:,} ids)")
+    for dom, c in meta["domains"].items():
+        print(f"  {dom:>10}: {c['train_tokens']:>12,} train tokens, {c['val_tokens']:>10,} val tokens, {c['docs']:,} "
+              f"docs ({c['duplicates']:,} exact duplicates dropped"
+              + (f", {c['split_texts']:,} large text(s) cut into documents" if c["split_texts"] else "")
+              + (f", {c['skipped_binary']:,} binary files skipped" if c["skipped_binary"] else "")
+              + (f", {c['skipped_unreadable']:,} unreadable files skipped" if c["skipped_unreadable"] else "") + ")")
     return 0
-
-
-def _free_mib(path):
-    folder = os.path.abspath(path)
-    while not os.path.isdir(folder):
-        folder = os.path.dirname(folder)
-    return shutil.disk_usage(folder).free / 2 ** 20
 
 
 def _sources(a):
@@ -533,19 +519,6 @@ def _sources(a):
     if a.hf:
         return hf_sources(a.hf), a.hf if a.name is None else a.name
     return pycorpus_sources(), "pycorpus" if a.name is None else a.name
-
-
-def _report(path, meta):
-    if meta.get("kept"):
-        print(f"{path} holds a dataset built with these settings already: kept (--overwrite rebuilds it)")
-        return
-    print(f"wrote {path} (tokenizer {meta['tokenizer']}, {meta['vocab_size']:,} ids)")
-    for dom, c in meta["domains"].items():
-        print(f"  {dom:>10}: {c['train_tokens']:>12,} train tokens, {c['val_tokens']:>10,} val tokens, {c['docs']:,} docs "
-              f"({c['duplicates']:,} exact duplicates dropped"
-              + (f", {c['split_texts']:,} large text(s) cut into documents" if c["split_texts"] else "")
-              + (f", {c['skipped_binary']:,} binary files skipped" if c["skipped_binary"] else "")
-              + (f", {c['skipped_unreadable']:,} unreadable files skipped" if c["skipped_unreadable"] else "") + ")")
 
 
 if __name__ == "__main__":

@@ -7,15 +7,12 @@ mixture, or the optimum of the BiMix law fitted on those runs?
     python experiments/bimix.py --scale cpu --seeds 2                      # the headline, 13 min a seed
     python experiments/bimix.py --scale cpu --tilt 0.6                     # + a tilted proxy per domain
 
-The config (config/bimix_<scale>.py) is the proxy model and its budget (s = its last iteration). Arms: natural,
-uniform, ce (r_i = softmax of H(X_t+1 | X_t), mix.py), and fitted: the law L_i(r_i, s) fitted on the proxies'
-evaluations at s >= --fit_from x the budget (default 0.25: warmup and the first steep drop follow no power law),
-minimised over the mixture at the budget (runs the proxies first; when the fit fails the table says why). --tilt R
-adds one proxy per domain that gives it R and the others equal shares (tilt_<d>): natural, uniform and CE can be
-too alike to measure how a domain's loss falls with its share, and two mixtures giving a domain the same share test
-the law's premise that L_i depends on r_i alone. The extrapolation check: the law fitted without the last
-evaluation predicts it (fit.json "heldout"). Outputs in --out: one folder per arm, fit.json, results.json,
-results.md, loss_curves.png with matplotlib. Each seed fits its own law; finished arms are reused.
+config/bimix_<scale>.py is the proxy model and its budget (s = its last iteration). The fitted arm fits the law
+L_i(r_i, s) on the proxies' evaluations at s >= --fit_from x the budget (warmup follows no power law) and trains on
+its optimum at the budget. --tilt R adds a proxy per domain giving it R and the others equal shares (tilt_<d>), so
+the fit sees each domain's share vary and can test that L_i depends on r_i alone. The law fitted without the last
+evaluation also predicts it (fit.json "heldout"). Outputs in --out: one folder per arm, fit.json, results.json,
+results.md, loss_curves.png. Each seed fits its own law; finished arms are reused.
 """
 
 import json
@@ -69,13 +66,6 @@ FIT_FROM = 0.25  # default --fit_from: the law is fitted on evaluations at s >= 
 FIT_ERRORS = (ValueError, ArithmeticError, OSError, np.linalg.LinAlgError)  # FloatingPointError, OverflowError too
 
 
-def observations(run_dirs, steps, fit_from=FIT_FROM):
-    """The proxies' fitting points (mix.observations_from_runs: iter > 0) at s >= fit_from * steps, each as (run
-    name, domain, r, s, loss)."""
-    return [(os.path.basename(d), *o) for d in run_dirs for o in mix.observations_from_runs([d])
-            if o[2] >= fit_from * steps]
-
-
 def fit_law(points):
     """mix.fit_bimix with its default objective; when that overflows (a degenerate start), once more with
     objective='log' (squared relative errors) and a warning that says so. Returns the params."""
@@ -97,7 +87,8 @@ def fit(run_dirs, steps, fit_from=FIT_FROM, hold_out=False):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            obs = observations(run_dirs, steps, fit_from)
+            obs = [(os.path.basename(d), *o) for d in run_dirs for o in mix.observations_from_runs([d])
+                   if o[2] >= fit_from * steps]  # (run, domain, r, s, loss); observations_from_runs: iter > 0
             held = [o for o in obs if o[3] >= steps] if hold_out else []
             if hold_out and not held:
                 raise ValueError(f"no evaluation at s={steps} to hold out")
@@ -138,16 +129,14 @@ def predicted_mean(params, mixture, steps):
 
 def versus(a_name, a, b_name, b):
     d = b - a
-    if d > 0:
-        return f"the {a_name} mixture beat the {b_name} one by {d:.4f} nats mean val loss ({a:.4f} vs {b:.4f})."
-    if d < 0:
-        return f"the {a_name} mixture lost to the {b_name} one by {-d:.4f} nats mean val loss ({a:.4f} vs {b:.4f})."
-    return f"the {a_name} and {b_name} mixtures tied at {a:.4f} mean val loss."
+    if d == 0:
+        return f"the {a_name} and {b_name} mixtures tied at {a:.4f} mean val loss."
+    return (f"the {a_name} mixture {'beat' if d > 0 else 'lost to'} the {b_name} one by {abs(d):.4f} nats mean val "
+            f"loss ({a:.4f} vs {b:.4f}).")
 
 
 def claims(rows, fitres):
-    loss = {a: r["val_loss_mean"] for a, r in rows.items()}
-    out = []
+    loss, out = {a: r["val_loss_mean"] for a, r in rows.items()}, []
     names = {"ce": "CE", "uniform": "uniform", "natural": "natural", "fitted": "BiMix-fitted"}
     for a, b in (("ce", "natural"), ("uniform", "natural"), ("fitted", "natural")):
         if a in loss and b in loss:
@@ -192,19 +181,16 @@ def check_fitted_proxies(out, proxies):
                              f"another --out, or delete {out}/fitted and fit.json to fit again there")
 
 
-def run_seed(args, s, k, seed, env):
+def run_seed(args, s, k, seed):
     """Train (or reuse) one seed's proxies, fit the law (all evaluations, and the held-out check), run the fitted
     mixture. Returns (that seed's folder, fit result or None, held-out result or None)."""
-    out = common.seed_dir(args.out, k, seed)
-    steps = common.final_iter(s)
-    base = [args.config] + args.overrides + common.seed_args(k, seed)
-    fitres = held = None
+    out, base = common.seed_run(args, k, seed)
+    steps, fitres, held = common.final_iter(s), None, None
     arms = arm_mixtures(args)
     if "fitted" in arms:
         check_fitted_proxies(out, [a for a in arms if a != "fitted"])
     for arm, mixture in arms.items():
         name = arm if k == 0 else f"{arm} seed {seed}"
-        run_dir = os.path.join(out, arm)
         if arm == "fitted":
             proxies = [os.path.join(out, a) for a in arms if a != "fitted"]
             if args.dry_run:
@@ -218,9 +204,9 @@ def run_seed(args, s, k, seed, env):
                 print(f"[{name}] BiMix fit failed: {fitres['error']}; the fitted arm is not run")
                 continue
             print(f"[{name}] optimal mixture at s={steps}: {fitres['mixture']}")
-            common.run_arm(name, run_dir, base + [f"--mixture={json.dumps(fitres['mixture'])}"], args.launcher, env)
-            continue
-        common.run_arm(name, run_dir, base + [f"--mixture={mixture}"], args.launcher, env, args.dry_run)
+            mixture = json.dumps(fitres["mixture"])
+        common.run_arm(name, os.path.join(out, arm), base + [f"--mixture={mixture}"], args.launcher, args.env,
+                       args.dry_run)
     return out, fitres, held
 
 
@@ -240,10 +226,8 @@ def analyse(args, out, fitres, steps):
                         common.fmt(r["predicted_mean"]), f"{r['tokens']:,}"])
     if fitres is not None and "error" in fitres:
         table.append(["fitted"] + ["-"] * (2 * len(domains) + 2) + [f"not run: fit failed ({fitres['error']})", "-"])
-    md = None
-    if table:
-        md = common.md_table(["arm"] + [f"r {d}" for d in domains] + [f"val {d}" for d in domains]
-                             + ["val loss (mean)", "val bpb", "BiMix predicted mean", "tokens"], table)
+    md = common.md_table(["arm"] + [f"r {d}" for d in domains] + [f"val {d}" for d in domains]
+                         + ["val loss (mean)", "val bpb", "BiMix predicted mean", "tokens"], table) if table else None
     return rows, md, claims(rows, fitres)
 
 
@@ -307,8 +291,7 @@ def aggregate(results, domains):
         vals = {"val_loss_mean": [r["val_loss_mean"] for r in per], "val_bpb_mean": [r["val_bpb_mean"] for r in per]}
         vals.update({f"val_{d}": [r["val_loss"].get(d) for r in per] for d in domains})
         vals.update({f"r_{d}": [r["mixture"].get(d) for r in per] for d in domains})
-        data[a] = {k: common.spread(v) for k, v in vals.items()}
-        data[a]["values"] = vals
+        data[a] = dict({k: common.spread(v) for k, v in vals.items()}, values=vals)
         table.append([a, str(len(per))] + [common.fmt_spread(vals[f"r_{d}"], ".3f") for d in domains]
                      + [common.fmt_spread(vals[f"val_{d}"]) for d in domains]
                      + [common.fmt_spread(vals["val_loss_mean"]), common.fmt_spread(vals["val_bpb_mean"], ".3f")])
@@ -318,13 +301,12 @@ def aggregate(results, domains):
     loss = {a: [res[0][a]["val_loss_mean"] if a in res[0] else None for res in results] for a in rows0}
     for a, b in (("ce", "natural"), ("uniform", "natural"), ("fitted", "natural"), ("fitted", "ce"),
                  ("fitted", "uniform")):
-        if a in loss and b in loss:
-            diffs = [y - x for x, y in zip(loss[a], loss[b]) if x is not None and y is not None]
-            if diffs:
-                wins = sum(d > 0 for d in diffs)
-                data[f"{a}_vs_{b}"] = {"margin": diffs, "wins": wins}
-                lines.append(f"{a} beat {b} in {wins} of {len(diffs)} seeds (mean val loss {b} - {a}: "
-                             f"{common.fmt_spread(diffs, '+.4f')} nats).")
+        diffs = [y - x for x, y in zip(loss.get(a, []), loss.get(b, [])) if x is not None and y is not None]
+        if diffs:
+            wins = sum(d > 0 for d in diffs)
+            data[f"{a}_vs_{b}"] = {"margin": diffs, "wins": wins}
+            lines.append(f"{a} beat {b} in {wins} of {len(diffs)} seeds (mean val loss {b} - {a}: "
+                         f"{common.fmt_spread(diffs, '+.4f')} nats).")
     failed = [res[1]["error"] for res in results if res[1] is not None and "error" in res[1]]
     if failed:
         lines.append(f"the BiMix fit found no optimal mixture in {len(failed)} of {len(results)} seeds (no fitted arm "
@@ -357,9 +339,8 @@ def main(argv=None):
         raise SystemExit(f"experiments/bimix.py: --tilt={args.tilt}: must be in [0, 1), the tilted domain's share "
                          f"(0: no tilted proxies)")
     s = args.settings
-    env = common.child_env(args.scale)
     steps = common.final_iter(s)
-    ran = [run_seed(args, s, k, seed, env) for k, seed in enumerate(args.seed_list)]
+    ran = [run_seed(args, s, k, seed) for k, seed in enumerate(args.seed_list)]
     if args.dry_run:
         return None
 
@@ -380,21 +361,12 @@ def main(argv=None):
     for k, (rs, table_md, sents, fr, hd) in enumerate(results):
         if many:
             sections.append(f"## Seed {args.seed_list[k]} (arms in {os.path.relpath(ran[k][0], args.out)}/)")
-        if table_md:
-            sections.append(table_md)
-            if not many:
-                sections.append(note)
-        if sents:
-            sections.append("\n".join(f"- {x}" for x in sents))
-        if fr is not None and fr.get("params"):
-            sections.append(fit_markdown(fr, steps))
-        if hd is not None:
-            sections.append(heldout_markdown(hd))
-        if premise[k]:
-            sections.append(same_share_markdown(premise[k]))
-        warns = list((fr or {}).get("warnings") or []) + list((hd or {}).get("warnings") or [])
-        if warns:
-            sections.append("Fit warnings:\n\n" + "\n".join(f"- {w}" for w in dict.fromkeys(warns)))
+        sections += [table_md, note if table_md and not many else None, "\n".join(f"- {x}" for x in sents),
+                     fit_markdown(fr, steps) if fr is not None and fr.get("params") else None,
+                     heldout_markdown(hd) if hd is not None else None,
+                     same_share_markdown(premise[k]) if premise[k] else None]  # write_results leaves out empty ones
+        warns = dict.fromkeys(((fr or {}).get("warnings") or []) + ((hd or {}).get("warnings") or []))
+        sections.append("Fit warnings:\n\n" + "\n".join(f"- {w}" for w in warns) if warns else None)
     series = {a: [r[0][a]["run_dir"] for r in results if a in r[0]] for a in rows}
     data = {"arms": rows, "fit": fitres, "heldout": held, "steps": steps, "claims": sentences,
             "per_seed": {str(seed): {"arms": r[0], "claims": r[2], "fit": r[3], "heldout": r[4], "same_share": p}

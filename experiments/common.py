@@ -2,15 +2,10 @@
 What the experiment scripts (gstack.py, inheritune.py, bimix.py) share: one command line, train.py's settings
 resolved as train.py resolves them, one arm run as a train.py subprocess, and results.json / results.md / plots.
 
-An arm is one train.py run in <out>/<arm>/, finished when its last evaluation is at the run's last iteration (train.py
-always evaluates there). A finished arm is reused, an interrupted one resumed; <out>/<arm>/arm.json records the
-arguments it was started with, and a later call with other arguments refuses the folder instead of mixing two
-settings in one table.
-
-Seeds (--seeds N): every arm runs N times, with train.py's seed (model init and data order) = the settings' seed,
-seed + 1, ... The first seed's arms live in <out>/<arm>/ (a one-seed run is the first seed of a longer one), the
-others' in <out>/seed<seed>/<arm>/. Tables give the mean over seeds and the [min, max] range; comparisons (a
-speedup, a difference of losses) are taken within a seed first.
+An arm is one train.py run in <out>/<arm>/ (<out>/seed<seed>/<arm>/ for the second seed on), finished when it has
+evaluated at its last iteration. A finished arm is reused, an interrupted one resumed; <out>/<arm>/arm.json records
+its arguments, and a later call with other arguments refuses the folder instead of mixing two settings in one table.
+Tables give the mean over seeds and the [min, max]; comparisons are taken within a seed first.
 """
 
 import argparse
@@ -92,16 +87,18 @@ def parse(argv, experiment, arms, doc, options=None):
         args.settings = resolve([args.config] + args.overrides)
     except ConfigError as e:
         p.error(str(e))
-    names = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms != "all" else list(arms)
+    names = args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms != "all" else list(arms)
     unknown = [a for a in names if a not in arms]
     if unknown or not names:
         p.error(f"--arms: unknown arm(s) {unknown}; choose from {', '.join(arms)}")
-    args.arm_list = names
     args.seed_list = [int(args.settings["seed"]) + k for k in range(args.seeds)]
     args.out = os.path.abspath(args.out or os.path.join(REPO, "out", f"{experiment}_{args.scale}"))
     args.launcher_text = args.launcher or "python"  # results record "python", never one machine's path to it
     args.launcher = shlex.split(args.launcher) if args.launcher else [sys.executable]
     args.command = f"python experiments/{experiment}.py " + shlex.join(argv)
+    args.env = dict(os.environ)  # train.py's; tiny models gain nothing from intra-op threads and lose much to
+    if args.scale == "tiny":     # oversubscription: the tiny scale defaults OMP_NUM_THREADS to 1 (the user's wins)
+        args.env.setdefault("OMP_NUM_THREADS", "1")
     return args
 
 
@@ -111,56 +108,19 @@ def with_dependencies(names, arms, depends):
     return [a for a in arms if a in need]
 
 
-def seed_dir(out, k, seed):
-    """Where the k-th seed's arms live: out itself for the first seed (k = 0), out/seed<seed> for the others."""
-    return out if k == 0 else os.path.join(out, f"seed{seed}")
-
-
-def seed_args(k, seed):
-    """train.py settings of the k-th seed: none for the first (so its arms are a one-seed run's), --seed for others."""
-    return [] if k == 0 else [f"--seed={seed}"]
-
-
-def child_env(scale):
-    """The train.py processes' environment: tiny models gain nothing from intra-op threads and lose much to
-    oversubscription, so the tiny scale defaults OMP_NUM_THREADS to 1 (the user's value wins)."""
-    env = dict(os.environ)
-    if scale == "tiny":
-        env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+def seed_run(args, k, seed):
+    """(folder, train.py argv) of the k-th seed: out and no --seed for the first (a one-seed run's), else seed<seed>."""
+    if k == 0:
+        return args.out, [args.config] + args.overrides
+    return os.path.join(args.out, f"seed{seed}"), [args.config] + args.overrides + [f"--seed={seed}"]
 
 
 # -------------------------------------------------------------------------------------------------------------
 # Runs
 
-def final_eval(run_dir):
-    """The last evaluation line of a run (runs.final_eval), or None before the run has evaluated."""
-    from runs import final_eval  # imports torch: only once runs are read, so --help stays instant
-    try:
-        return final_eval(run_dir)
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def is_done(run_dir, last_iter):
-    ev = final_eval(run_dir)
-    return ev is not None and ev.get("iter", -1) >= last_iter
-
-
-def run_config(run_dir):
-    """The run's config.json (every setting as the run used it, mixture resolved), or {}."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
-
-
 def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
-    """Run train.py with argv (a config file and --key=value, paths relative to the repo root) into run_dir, its
-    output teed to run_dir/train.log. Skipped when run_dir holds the finished run of the same arguments; resumed
-    (--init_from=resume) when it holds an interrupted one. Returns "done", "ran" or "dry"."""
-    from runs import checkpoint_paths, run_logged, stale_source
+    """Run train.py with argv (paths from the repo root) into run_dir, teed to train.log: "done", "ran" or "dry"."""
+    from runs import checkpoint_paths, is_done, run_logged, stale_source  # torch: not imported for --help
     argv = list(argv) + [f"--out_dir={run_dir}"]
     last = final_iter(resolve(argv))
     record_path, record = os.path.join(run_dir, "arm.json"), None
@@ -212,22 +172,24 @@ def summary(run_dir):
     import eval as ev
     from runs import read_evals
     evals, events = read_evals(run_dir, log=lambda *a: None)
-    last, cfg = evals[-1], run_config(run_dir)
+    last, cfg = evals[-1], {}  # cfg: config.json, every setting as the run used it (mixture resolved)
+    if os.path.isfile(os.path.join(run_dir, "config.json")):
+        with open(os.path.join(run_dir, "config.json")) as f:
+            cfg = json.load(f)
     meta = dataset_meta(cfg.get("dataset")) or {"domains": {}}
     bpb = {d: ev.bits_per_byte(loss, meta["domains"].get(d, {}).get("val_tokens"),
                                meta["domains"].get(d, {}).get("val_bytes")) for d, loss in last["val_loss"].items()}
     bpb = {} if None in bpb.values() else bpb
-    ran_on = None  # what train.py reported it ran on ('1 process(es), cpu, float32, compile=False')
+    found = []  # what train.py reported it ran on ('1 process(es), cpu, float32, compile=False')
     if os.path.isfile(os.path.join(run_dir, "train.log")):
         with open(os.path.join(run_dir, "train.log")) as f:
             found = re.findall(r"(\d+ process\(es\), [^,]+, [^,]+, compile=\w+)", f.read())
-        ran_on = found[-1] if found else None
     return {"run_dir": run_dir, "iter": last["iter"], "tokens": last["tokens"], "flops": last["flops"],
             "val_loss": last["val_loss"], "val_loss_mean": last["val_loss_mean"], "val_bpb": bpb,
             "val_bpb_mean": sum(bpb.values()) / len(bpb) if bpb else None,
             "mixture": last.get("mixture") or cfg.get("mixture"),
             "grow_events": [e for e in events if e.get("event") == "grow"], "n_layer": cfg.get("n_layer"),
-            "n_embd": cfg.get("n_embd"), "seed": cfg.get("seed"), "ran_on": ran_on}
+            "n_embd": cfg.get("n_embd"), "seed": cfg.get("seed"), "ran_on": found[-1] if found else None}
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -241,14 +203,6 @@ def host_device():
     except Exception:  # a broken CUDA setup should not stop the report
         pass
     return f"CPU ({platform.machine()}, {os.cpu_count()} cores), no CUDA device"
-
-
-def header(args, title):
-    """The run's provenance: command, device, date, settings source, seeds."""
-    return {"experiment": title, "command": args.command, "device": host_device(),
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "scale": args.scale,
-            "config": args.config, "overrides": args.overrides, "launcher": args.launcher_text,
-            "dataset": args.settings["dataset"], "out": portable(args.out), "seeds": args.seed_list}
 
 
 def portable(text):
@@ -265,10 +219,6 @@ def fmt(x, spec=".4f"):
     return "-" if x is None else format(x, spec)
 
 
-def pct(x):
-    return "-" if x is None else f"{x:+.1%}"
-
-
 def spread(values):
     """(mean, min, max) of the values that are not None, or None when there are none."""
     vals = [float(v) for v in values if v is not None]
@@ -278,14 +228,12 @@ def spread(values):
 def fmt_spread(values, spec=".4f", percent=False):
     """One number over seeds: 'mean' for one value, 'mean [min, max]' for several; '-' when none is known. Seeds
     where the value is None (e.g. a target never reached) are left out and counted: 'mean [min, max] (2 of 3)'."""
-    f = (lambda x: f"{x:+.1%}") if percent else (lambda x: format(x, spec))
+    spec = "+.1%" if percent else spec
     sp = spread(values)
     if sp is None:
         return "-"
     known = sum(v is not None for v in values)
-    if len(values) == 1:
-        return f(sp[0])
-    text = f"{f(sp[0])} [{f(sp[1])}, {f(sp[2])}]" if known > 1 else f(sp[0])
+    text = f"{sp[0]:{spec}} [{sp[1]:{spec}}, {sp[2]:{spec}}]" if known > 1 else format(sp[0], spec)
     return text + (f" ({known} of {len(values)})" if known < len(values) else "")
 
 
@@ -302,9 +250,10 @@ def md_table(headers, rows, align=None):
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def plot_seeds(path, series, panels, target=None, title=None):
-    """eval.plot_curves of runs over several seeds, series {arm: [run_dir per seed]}; target: a loss, or one per
-    seed (the first is drawn). Returns (path or None, a note saying what was drawn or why not)."""
+def finish(args, title, sections, data, summary, plot_name, series, panels, target=None, plot_title=None):
+    """The end of an experiment script: the plot of the runs over seeds, series {arm: [run_dir per seed]}
+    (eval.plot_curves; target: a loss to draw), results.json and results.md (write_results), the summary lines
+    and where the results are, printed. Returns data, with the plot's path (None when not drawn) and a note."""
     import eval as ev
     from runs import read_evals
     runs = {}
@@ -313,62 +262,52 @@ def plot_seeds(path, series, panels, target=None, title=None):
             try:
                 runs.setdefault(arm, []).append(read_evals(d, log=lambda *a: None))
             except (FileNotFoundError, ValueError):
-                continue
-    if not runs:
-        return None, "no finished runs to plot"
+                pass
+    png = os.path.join(args.out, plot_name) if runs else None
+    note = f"plot: {plot_name}" if runs else "no finished runs to plot"
     try:
-        ev.plot_curves(path, runs, panels, target[0] if isinstance(target, (list, tuple)) else target, title)
+        if png:
+            ev.plot_curves(png, runs, panels, target, plot_title)
     except ev.EvalError:
-        return None, "no plot: matplotlib is not installed (pip install matplotlib, then rerun: finished arms are reused)"
-    return path, f"plot: {os.path.basename(path)}"
-
-
-def finish(args, title, sections, data, summary, plot_name, series, panels, target=None, plot_title=None):
-    """The end of an experiment script: the plot (plot_seeds), results.json and results.md (write_results), the
-    summary lines and where the results are, printed. Returns data, with the plot's path and note."""
-    png, note = plot_seeds(os.path.join(args.out, plot_name), series, panels, target, plot_title)
+        png, note = None, ("no plot: matplotlib is not installed (pip install matplotlib, then rerun: finished arms "
+                           "are reused)")
     data.update(plot=png, plot_note=note)
-    paths = write_results(args.out, header(args, title), data,
+    head = {"experiment": title, "command": args.command, "device": host_device(),  # the run's provenance
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "scale": args.scale,
+            "config": args.config, "overrides": args.overrides, "launcher": args.launcher_text,
+            "dataset": args.settings["dataset"], "out": portable(args.out), "seeds": args.seed_list}
+    paths = write_results(args.out, head, data,
                           sections + [f"![{plot_name[:-4].replace('_', ' ')}]({plot_name})" if png else note])
     print("\n".join(summary))
     print(f"wrote {paths[0]} and {paths[1]}" + (f" and {png}" if png else f" ({note})"))
     return data
 
 
-def wall_minutes(out, seeds):
-    """{seed: minutes} summed over the arms' arm.json records under out (arms reused from an earlier call count the
-    time they took then)."""
-    total = {}
-    for root, _, files in os.walk(out):
-        if "arm.json" not in files:
-            continue
-        with open(os.path.join(root, "arm.json")) as f:
-            wall = json.load(f).get("wall_s")
-        m = re.match(r"seed(\d+)$", os.path.relpath(root, out).split(os.sep)[0])
-        seed = int(m.group(1)) if m else (seeds[0] if seeds else None)
-        if wall is not None and seed in seeds:
-            total[seed] = total.get(seed, 0.0) + wall / 60
-    return {seed: total[seed] for seed in seeds if seed in total}
-
-
 def write_results(out, head, data, sections):
     """results.json (header + data, no machine paths) and results.md (header lines + markdown sections) in out."""
     os.makedirs(out, exist_ok=True)
-    text = json.dumps(dict(head, **data), indent=2, default=str, ensure_ascii=False)
     with open(os.path.join(out, "results.json.tmp"), "w", encoding="utf-8") as f:
-        f.write(portable(text))
+        f.write(portable(json.dumps(dict(head, **data), indent=2, default=str, ensure_ascii=False)))
     os.replace(os.path.join(out, "results.json.tmp"), os.path.join(out, "results.json"))
     lines = [f"# {head['experiment']}", "", f"- command: `{head['command']}`",
              f"- device: {head['device']}; train.py launched with `{head['launcher']}`", f"- date: {head['date']}",
              f"- settings: `{head['config']}`" + (f" + `{' '.join(head['overrides'])}`" if head["overrides"] else ""),
              f"- dataset: {head['dataset']}"]
-    if len(head.get("seeds") or []) > 1:
-        lines.append(f"- seeds: {', '.join(map(str, head['seeds']))} (first in the arms' own folders, the others "
+    seeds, walls = head.get("seeds") or [], {}
+    if len(seeds) > 1:
+        lines.append(f"- seeds: {', '.join(map(str, seeds))} (first in the arms' own folders, the others "
                      f"in seed<seed>/)")
-    walls = wall_minutes(out, head.get("seeds") or [])
+    for root, _, files in os.walk(out):  # minutes per seed from the arms' arm.json (a reused arm: its time then)
+        if "arm.json" in files:
+            with open(os.path.join(root, "arm.json")) as f:
+                wall = json.load(f).get("wall_s")
+            m = re.match(r"seed(\d+)$", os.path.relpath(root, out).split(os.sep)[0])
+            seed = int(m.group(1)) if m else (seeds[0] if seeds else None)
+            if wall is not None and seed in seeds:
+                walls[seed] = walls.get(seed, 0.0) + wall / 60
     if walls:
-        lines.append("- wall time of the train.py runs, per seed: " + ", ".join(f"{seed}: {m:.1f} min"
-                                                                              for seed, m in walls.items()))
+        lines.append("- wall time of the train.py runs, per seed: " + ", ".join(f"{seed}: {walls[seed]:.1f} min"
+                                                                              for seed in seeds if seed in walls))
     ran_on = sorted({r.get("ran_on") for r in (data.get("arms") or {}).values() if r.get("ran_on")})
     if ran_on:
         lines.append("- train.py reported: " + "; ".join(f"`{x}`" for x in ran_on))

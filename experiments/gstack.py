@@ -1,20 +1,16 @@
 """
 Gstack experiment (Du et al. 2024, "Stacking Your Transformers"; docs/papers.md sec. 1): does a model grown from a
 trained small one reach the loss of a model trained from scratch with fewer FLOPs, and which operator works?
-Every arm is one train.py run (in-run growth: the small model trains d tokens, grows, and trains on to the same
-token budget; its tokens and FLOPs include the small phase).
+Every arm is one train.py run; a grown arm's tokens and FLOPs include its small phase.
 
     python experiments/gstack.py --scale tiny --dataset data/<name>            # seconds on a CPU (pipeline check)
     python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2   # the headline, 13-16 min a seed
 
-The config (config/gstack_<scale>.py) describes the Gstack arm: the small model (n_layer = L / g), d =
-grow_at_tokens, g = grow_factor, the budget. Arms: scratch (L = n_layer * g layers for the whole budget), gstack
-(the config itself: G_direct depthwise, alias depth_direct), depth_<op> (zero, random, learn) and width_<op>
-(direct, zero, random, learn: L layers at half width, head_dim kept, grown to n_embd after d tokens).
-
-Outputs in --out: one folder per arm, results.json, results.md (final val loss and bits per byte, tokens, FLOPs,
-the speedup at scratch's final val loss in exact FLOPs and in the paper's tokens, the loss gain at equal FLOPs),
-loss_vs_flops.png with matplotlib. Finished arms are reused, interrupted ones resumed.
+config/gstack_<scale>.py is the Gstack arm: the small model (n_layer = L / g), d = grow_at_tokens, g = grow_factor,
+the budget. Arms: scratch (L layers throughout), gstack (G_direct depthwise), depth_<op> (zero, random, learn) and
+width_<op> (direct, zero, random, learn: L layers at half width grown to n_embd after d tokens). Outputs in --out:
+one folder per arm, results.json, results.md (final losses, FLOPs, the speedup at scratch's final loss),
+loss_vs_flops.png. Finished arms are reused, interrupted ones resumed.
 """
 
 import math
@@ -23,6 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from configurator import model_args  # noqa: E402
 from experiments import common  # noqa: E402
 import grow  # noqa: E402
 
@@ -40,9 +37,7 @@ def dim_op(arm):
 def intermediate(s):
     """The MLP hidden size the model will have (GPTConfig's default when intermediate_size is None)."""
     from model import GPTConfig
-    return GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=64, n_layer=1, n_head=s["n_head"],
-                     n_kv_head=s["n_kv_head"], n_embd=s["n_embd"], intermediate_size=s["intermediate_size"]
-                     ).intermediate_size
+    return GPTConfig(**dict(model_args(s), vocab_size=64, n_layer=1)).intermediate_size
 
 
 def check_settings(s):
@@ -75,10 +70,6 @@ def arm_args(arm, s):
     return [f"--n_layer={small * g}", f"--n_embd={s['n_embd'] // 2}", f"--n_head={s['n_head'] // 2}", *kv,
             f"--intermediate_size={intermediate(s) // 2}", f"--grow_at_tokens={d}", "--grow_dim=width",
             f"--grow_op={op}", f"--grow_n_embd={s['n_embd']}"]
-
-
-def run_dir_of(out, arm):
-    return os.path.join(out, ALIASES.get(arm, arm))
 
 
 def shape(row):
@@ -149,10 +140,8 @@ def timing_note(s):
     meta = common.dataset_meta(s["dataset"])  # the vocabulary as train.py sizes it: the tokenizer's, padded to 64
     vocab = s["vocab_size"] or (64 * math.ceil(meta["vocab_size"] / 64) if meta else 50304)
     with torch.device("meta"):
-        N = GPT(GPTConfig(arch=s["arch"], block_size=s["block_size"], vocab_size=vocab,
-                          n_layer=s["n_layer"] * s["grow_factor"], n_head=s["n_head"], n_kv_head=s["n_kv_head"],
-                          n_embd=s["n_embd"], intermediate_size=s["intermediate_size"], bias=s["bias"],
-                          tie_embeddings=s["tie_embeddings"])).num_params(non_embedding=False)
+        N = GPT(GPTConfig(**dict(model_args(s), vocab_size=vocab, n_layer=s["n_layer"] * s["grow_factor"]))
+                ).num_params(non_embedding=False)
     budget, d = common.final_iter(s) * common.tokens_per_iter(s), s["grow_at_tokens"]
     eq2 = grow.growth_timing(N, grow.training_flops(N, budget))
     return (f"Growth timing: d = {d:,} tokens = {d / budget:.0%} of the {budget:,}-token budget, g = "
@@ -162,22 +151,19 @@ def timing_note(s):
             f"was chosen).")
 
 
-def run_seed(args, s, k, seed, env):
-    """Train (or reuse) one seed's arms; returns that seed's folder."""
-    out, started = common.seed_dir(args.out, k, seed), set()
-    base = [args.config] + args.overrides + common.seed_args(k, seed)
-    for arm in [a for a in ARMS if a in args.arm_list]:
-        if run_dir_of(out, arm) not in started:  # an alias of an arm already run is not run again
-            started.add(run_dir_of(out, arm))
-            common.run_arm(arm if k == 0 else f"{arm} seed {seed}", run_dir_of(out, arm), base + arm_args(arm, s),
-                           args.launcher, env, args.dry_run)
+def run_seed(args, s, k, seed):
+    """Train (or reuse) one seed's arms (an alias is not run beside its arm); returns that seed's folder."""
+    out, base = common.seed_run(args, k, seed)
+    for arm in [a for a in ARMS if a in args.arm_list and ALIASES.get(a) not in args.arm_list]:
+        common.run_arm(arm if k == 0 else f"{arm} seed {seed}", os.path.join(out, ALIASES.get(arm, arm)),
+                       base + arm_args(arm, s), args.launcher, args.env, args.dry_run)
     return out
 
 
 def analyse(out, arm_list):
     """One seed's rows, comparison, claims and main table."""
     import eval as ev
-    rows = {arm: common.summary(run_dir_of(out, arm)) for arm in arm_list}
+    rows = {arm: common.summary(os.path.join(out, ALIASES.get(arm, arm))) for arm in arm_list}
     dirs = list(dict.fromkeys(([rows["scratch"]["run_dir"]] if "scratch" in rows else [])
                               + [r["run_dir"] for r in rows.values()]))
     comparison = ev.compare_runs(dirs, log=lambda *a: None) if "scratch" in rows else None
@@ -187,11 +173,12 @@ def analyse(out, arm_list):
     for arm, row in rows.items():
         row["dim"], row["op"] = dim_op(arm)
         grow_at = row["grow_events"][0]["tokens"] if row["grow_events"] else None
-        table.append([arm, row["dim"], row["op"], *shape(row), fmt_int(grow_at), common.fmt(row["val_loss_mean"]),
-                      common.fmt(row["val_bpb_mean"], ".3f"), fmt_int(row["tokens"]), f"{row['flops']:.3g}",
-                      common.fmt(row.get("flops_to_target"), ".3g"), common.pct(row.get("speedup")),
-                      common.fmt(row.get("paper_tokens_to_target"), ".3g"), common.pct(row.get("paper_speedup")),
-                      common.fmt(row.get("gain_at_equal_flops"), "+.4f")])
+        table.append([arm, row["dim"], row["op"], *shape(row), common.fmt(grow_at, ",.0f"),
+                      common.fmt(row["val_loss_mean"]), common.fmt(row["val_bpb_mean"], ".3f"),
+                      common.fmt(row["tokens"], ",.0f"), f"{row['flops']:.3g}",
+                      common.fmt(row.get("flops_to_target"), ".3g"), common.fmt(row.get("speedup"), "+.1%"),
+                      common.fmt(row.get("paper_tokens_to_target"), ".3g"),
+                      common.fmt(row.get("paper_speedup"), "+.1%"), common.fmt(row.get("gain_at_equal_flops"), "+.4f")])
     return rows, comparison, claims(rows, comparison), table
 
 
@@ -210,7 +197,7 @@ SPEEDUP_NOTE = ("Speedup at equal loss, sp = cost_scratch / cost_arm - 1 to reac
 
 
 def aggregate(per_seed, arms):
-    """Mean [min, max] over seeds of each arm's final loss, bpb and both speedups (taken within each seed)."""
+    """Mean [min, max] over seeds of each arm's final loss, bpb and speedups (within each seed): md, data, lines."""
     table, data = [], {}
     for arm in arms:
         rows = [rs[arm] for rs in per_seed]
@@ -227,15 +214,23 @@ def aggregate(per_seed, arms):
     md = common.md_table(["arm", "layers", "width", "final val loss", "val bpb", "FLOPs", "speedup, exact FLOPs",
                           "speedup, paper tokens (small token = 1/g)", "seeds reaching scratch's loss",
                           "loss gain at equal FLOPs"], table)
-    return md, data
+    lines = []
+    if "gstack" in data and "scratch" in data:
+        v = data["gstack"]["values"]
+        lines.append(f"Gstack reached scratch's final val loss in {sum(x is not None for x in v['speedup'])} of "
+                     f"{len(v['speedup'])} seeds; speedup in exact FLOPs "
+                     f"{common.fmt_spread(v['speedup'], percent=True)}, in paper tokens "
+                     f"{common.fmt_spread(v['paper_speedup'], percent=True)} (mean [min, max] over seeds); loss gain "
+                     f"at equal FLOPs (scratch's val loss at Gstack's final FLOPs minus Gstack's final val loss) "
+                     f"{common.fmt_spread(v['gain_at_equal_flops'], '+.4f')} nats.")
+    return md, data, lines
 
 
 def main(argv=None):
     args = common.parse(argv, "gstack", ARMS, __doc__)
     s = args.settings
     check_settings(s)
-    env = common.child_env(args.scale)
-    seed_dirs = [run_seed(args, s, k, seed, env) for k, seed in enumerate(args.seed_list)]
+    seed_dirs = [run_seed(args, s, k, seed) for k, seed in enumerate(args.seed_list)]
     if args.dry_run:
         return None
 
@@ -247,16 +242,7 @@ def main(argv=None):
              "growth maps (not in the paper-token count).", timing_note(s)]
     md, agg, summary_lines = [], None, sentences
     if many:
-        agg_md, agg = aggregate([r[0] for r in results], list(rows))
-        summary_lines = []
-        if "gstack" in rows and "scratch" in rows:
-            sp, paper = ([r[0]["gstack"].get(k) for r in results] for k in ("speedup", "paper_speedup"))
-            summary_lines.append(
-                f"Gstack reached scratch's final val loss in {sum(x is not None for x in sp)} of {len(sp)} seeds; "
-                f"speedup in exact FLOPs {common.fmt_spread(sp, percent=True)}, in paper tokens "
-                f"{common.fmt_spread(paper, percent=True)} (mean [min, max] over seeds); loss gain at equal FLOPs "
-                f"(scratch's val loss at Gstack's final FLOPs minus Gstack's final val loss) "
-                f"{common.fmt_spread([r[0]['gstack'].get('gain_at_equal_flops') for r in results], '+.4f')} nats.")
+        agg_md, agg, summary_lines = aggregate([r[0] for r in results], list(rows))
         md += [f"## Mean over {len(seed_dirs)} seeds\n\n" + agg_md, common.seeds_note(args.seed_list),
                SPEEDUP_NOTE + " Each seed's speedup is against the same seed's scratch run.",
                "\n".join(f"- {x}" for x in summary_lines)]
@@ -266,12 +252,11 @@ def main(argv=None):
         target_line = (f"Target: scratch's final val loss {comp['target']:.4f} (mean over domains)."
                        if comp else "No scratch arm: no target loss.")
         domains = list(next(iter(rs.values()))["val_loss"])
-        per_domain = common.md_table(["arm"] + domains + ["mean"], [[arm] + [common.fmt(r["val_loss"].get(d))
-                                                                            for d in domains]
-                                                                   + [common.fmt(r["val_loss_mean"])]
-                                                                   for arm, r in rs.items()])
+        per_domain = [[arm] + [common.fmt(r["val_loss"].get(d)) for d in domains] + [common.fmt(r["val_loss_mean"])]
+                      for arm, r in rs.items()]
         md += [common.md_table(HEADERS, table), target_line + ("" if many else " " + SPEEDUP_NOTE),
-               "\n".join(f"- {x}" for x in sents), "Per-domain final val loss:\n\n" + per_domain]
+               "\n".join(f"- {x}" for x in sents),
+               "Per-domain final val loss:\n\n" + common.md_table(["arm"] + domains + ["mean"], per_domain)]
 
     # loss against exact FLOPs and against paper tokens, every seed, one colour per distinct run
     series = {}
@@ -286,13 +271,9 @@ def main(argv=None):
             "per_seed": {str(seed): {"arms": r[0], "comparison": r[1], "claims": r[2]}
                          for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
     return common.finish(args, "Gstack: growth operators vs scratch", md, data, summary_lines, "loss_vs_flops.png",
-                         series, panels, [r[1]["target"] for r in results if r[1]] or None,
+                         series, panels, next((r[1]["target"] for r in results if r[1]), None),
                          f"{len(seed_dirs)} seed(s) (first solid, others dashed); dotted line: scratch's final val "
                          f"loss, seed {args.seed_list[0]}")
-
-
-def fmt_int(x):
-    return "-" if x is None else f"{int(x):,}"
 
 
 if __name__ == "__main__":

@@ -6,16 +6,11 @@ match a same-size model trained from scratch for 2T steps?
     python experiments/inheritune.py --scale tiny --dataset data/<name>    # seconds on a CPU (pipeline check)
     python experiments/inheritune.py --scale cpu --seeds 2 --arms reference,inherit,scratch_T,scratch_2T,search
 
-The config (config/inheritune_<scale>.py) is the reference: L = n_layer layers trained T = its last iteration;
-n = L // 2. Arms (those that need the reference run it first): reference (L layers, T steps); inherit (blocks
-0..n-1 + wte / lm_head of the reference, T steps); scratch_T and scratch_2T (n layers from scratch for T and 2T
-steps; an explicit lr_decay_iters is doubled too); search (inherit.search: n = L/2, L/2 + 2, ... until one matches
-the reference, rounds in <out>/search/n<k>); ablation_<preset> (inherit with --inherit_parts=attn+norm, mlp+norm or
-attn+mlp; ablation_full is the inherit run itself).
-
-Outputs in --out: one folder per arm, results.json, results.md (val loss per arm and domain, bits per byte, the
-search rounds, the paper's claims checked on these runs, per claim in how many seeds it held), loss_curves.png
-with matplotlib. Finished arms are reused, interrupted ones resumed.
+config/inheritune_<scale>.py is the reference (L = n_layer layers, T steps); n = L // 2. Arms: reference, inherit,
+scratch_T, scratch_2T (n layers from scratch), search (inherit.search: n = L/2, L/2 + 2, ... until one matches the
+reference) and ablation_<preset> (--inherit_parts=attn+norm, mlp+norm or attn+mlp). Outputs in --out: one folder
+per arm, results.json, results.md (losses, the search rounds, each claim and in how many seeds it held),
+loss_curves.png. Finished arms are reused, interrupted ones resumed.
 """
 
 import os
@@ -34,33 +29,24 @@ ALIASES = {"ablation_full": "inherit"}
 DEPENDS = {a: ["reference"] for a in ARMS if a not in ("reference", "scratch_T", "scratch_2T")}
 
 
-def budget_args(steps, s, factor=1):
-    args = [f"--max_iters={steps * factor}", "--max_tokens=0"]
-    if s["lr_decay_iters"] and factor != 1:
-        args.append(f"--lr_decay_iters={s['lr_decay_iters'] * factor}")
-    return args
-
-
 def arm_args(arm, s, ref_dir):
-    """train.py --key=value settings of one arm, given the resolved reference settings s."""
-    arm = ALIASES.get(arm, arm)
-    L, T = s["n_layer"], common.final_iter(s)
-    n = L // 2
-    inherit_args = ["--init_from=inherit", f"--inherit_from={ref_dir}", f"--inherit_n_layer={n}", f"--n_layer={n}"]
+    """train.py --key=value settings of one arm, given the resolved reference settings s: T steps (scratch_2T: 2T,
+    and an explicit lr_decay_iters doubled too), n = L // 2 layers but for the reference."""
+    arm, n, T = ALIASES.get(arm, arm), s["n_layer"] // 2, common.final_iter(s)
+    factor = 2 if arm == "scratch_2T" else 1
+    budget = [f"--max_iters={T * factor}", "--max_tokens=0"]
+    if s["lr_decay_iters"] and factor != 1:
+        budget.append(f"--lr_decay_iters={s['lr_decay_iters'] * factor}")
     if arm == "reference":
-        return budget_args(T, s)
-    if arm == "inherit":
-        return inherit_args + budget_args(T, s)
-    if arm == "scratch_T":
-        return [f"--n_layer={n}"] + budget_args(T, s)
-    if arm == "scratch_2T":
-        return [f"--n_layer={n}"] + budget_args(T, s, factor=2)
-    if arm.startswith("ablation_"):
-        return inherit_args + [f"--inherit_parts={arm[len('ablation_'):]}"] + budget_args(T, s)
-    raise ValueError(arm)
+        return budget
+    if arm.startswith("scratch_"):
+        return [f"--n_layer={n}"] + budget
+    parts = [f"--inherit_parts={arm[len('ablation_'):]}"] if arm.startswith("ablation_") else []
+    return ["--init_from=inherit", f"--inherit_from={ref_dir}", f"--inherit_n_layer={n}", f"--n_layer={n}", *parts,
+            *budget]
 
 
-def run_search(args, ref_dir, T, env, out):
+def run_search(args, ref_dir, T, out):
     """inherit.search with the experiment's launcher in <out>/search; finished rounds are reused (resume=True). Each
     round takes the reference's settings (its config.json), its seed included."""
     out_dir = os.path.join(out, "search")
@@ -73,21 +59,13 @@ def run_search(args, ref_dir, T, env, out):
         full = list(args.launcher) + cmd[1:]
         name = f"search/{os.path.basename(run_dir)}"
         print(f"[{name}] {shlex.join(full)}")
-        run_logged(full, run_dir, name, env=env)
+        run_logged(full, run_dir, name, env=args.env)
 
     return inherit.search(ref_dir, steps=T, out_dir=out_dir, resume=True, runner=runner)
 
 
-def compare(a, b):
-    """'better by X' / 'worse by X' / 'equal' for val losses a vs b (nats)."""
-    d = b - a
-    return f"better by {d:.4f}" if d > 0 else f"worse by {-d:.4f}" if d < 0 else "equal"
-
-
 def claims(rows, s, search):
-    L, T = s["n_layer"], common.final_iter(s)
-    n = L // 2
-    out = []
+    L, T, n, out = s["n_layer"], common.final_iter(s), s["n_layer"] // 2, []
     loss = {a: r["val_loss_mean"] for a, r in rows.items()}
     if "inherit" in loss and "scratch_2T" in loss:
         yes = loss["inherit"] <= loss["scratch_2T"]
@@ -95,9 +73,10 @@ def claims(rows, s, search):
                    f"(val loss {loss['inherit']:.4f} vs {loss['scratch_2T']:.4f}; the paper, at its searched n: "
                    f"Medium 16L 2.81 vs 2.83, Large 18L 2.80 vs 2.84, XLarge 24L 2.64 vs 2.62).")
     if "inherit" in loss and "scratch_T" in loss:
-        out.append(f"inherited {n} layers vs scratch {n} layers, both at T={T}: "
-                   f"{compare(loss['inherit'], loss['scratch_T'])} nats ({loss['inherit']:.4f} vs "
-                   f"{loss['scratch_T']:.4f}).")
+        d = loss["scratch_T"] - loss["inherit"]
+        verdict = f"better by {d:.4f}" if d > 0 else f"worse by {-d:.4f}" if d < 0 else "equal"
+        out.append(f"inherited {n} layers vs scratch {n} layers, both at T={T}: {verdict} nats "
+                   f"({loss['inherit']:.4f} vs {loss['scratch_T']:.4f}).")
     if "inherit" in loss and "reference" in loss:
         yes = inherit.matches_reference(loss["inherit"], loss["reference"])
         out.append(f"inherited {n} layers matched the {L}-layer reference at T={T}: {'yes' if yes else 'no'} "
@@ -114,24 +93,16 @@ def claims(rows, s, search):
     return out
 
 
-def run_seed(args, s, k, seed, env):
+def run_seed(args, s, k, seed):
     """Train (or reuse) one seed's arms and search; returns (that seed's folder, the search summary or None)."""
-    out = common.seed_dir(args.out, k, seed)
-    T = common.final_iter(s)
-    ref_dir = os.path.join(out, "reference")
-    base = [args.config] + args.overrides + common.seed_args(k, seed)
-    search = None
-    done_dirs = set()
-    for arm in common.with_dependencies(args.arm_list, ARMS, DEPENDS):
+    out, base = common.seed_run(args, k, seed)
+    ref_dir, search, todo = os.path.join(out, "reference"), None, common.with_dependencies(args.arm_list, ARMS, DEPENDS)
+    for arm in [a for a in todo if ALIASES.get(a) not in todo]:
         if arm == "search":
-            search = run_search(args, ref_dir, T, env, out)
-            continue
-        run_dir = os.path.join(out, ALIASES.get(arm, arm))
-        if run_dir in done_dirs:
-            continue
-        done_dirs.add(run_dir)
-        common.run_arm(arm if k == 0 else f"{arm} seed {seed}", run_dir, base + arm_args(arm, s, ref_dir),
-                       args.launcher, env, args.dry_run)
+            search = run_search(args, ref_dir, common.final_iter(s), out)
+        else:
+            common.run_arm(arm if k == 0 else f"{arm} seed {seed}", os.path.join(out, ALIASES.get(arm, arm)),
+                           base + arm_args(arm, s, ref_dir), args.launcher, args.env, args.dry_run)
     return out, search
 
 
@@ -142,22 +113,17 @@ def analyse(args, s, out, search):
     L, T, n = s["n_layer"], common.final_iter(s), s["n_layer"] // 2
     desc = {"reference": (L, T, "scratch"), "inherit": (n, T, f"inherit first {n} of {L}"),
             "scratch_T": (n, T, "scratch"), "scratch_2T": (n, 2 * T, "scratch")}
-    for a in rows:
-        if a.startswith("ablation_"):
-            desc[a] = (n, T, f"inherit first {n} of {L}, parts {a[9:]}")
     domains = list(next(iter(rows.values()))["val_loss"]) if rows else []
     table = []
     for a, r in rows.items():
-        layers, steps, init = desc[a]
+        layers, steps, init = desc[a] if a in desc else (n, T, f"inherit first {n} of {L}, parts {a[9:]}")
         r.update({"layers": layers, "steps": steps, "init": init})
         table.append([a, layers, f"{r['iter']:,}", init] + [common.fmt(r["val_loss"].get(d)) for d in domains]
                      + [common.fmt(r["val_loss_mean"]), common.fmt(r["val_bpb_mean"], ".3f"), f"{r['tokens']:,}",
                         f"{r['flops']:.3g}"])
-    md = None
-    if rows:
-        md = common.md_table(["arm", "layers", "steps", "init"] + [f"val {d}" for d in domains]
-                             + ["val loss (mean)", "val bpb", "tokens", "FLOPs"], table,
-                             ["---", "---:", "---:", "---"] + ["---:"] * (len(domains) + 4))
+    md = common.md_table(["arm", "layers", "steps", "init"] + [f"val {d}" for d in domains]
+                         + ["val loss (mean)", "val bpb", "tokens", "FLOPs"], table,
+                         ["---", "---:", "---:", "---"] + ["---:"] * (len(domains) + 4)) if rows else None
     return rows, claims(rows, s, search), md
 
 
@@ -170,8 +136,7 @@ def aggregate(results, seeds, s):
         per = [res[0][a] for res in results]
         vals = {"val_loss_mean": [r["val_loss_mean"] for r in per], "val_bpb_mean": [r["val_bpb_mean"] for r in per]}
         vals.update({f"val_{d}": [r["val_loss"].get(d) for r in per] for d in domains})
-        data[a] = {k: common.spread(v) for k, v in vals.items()}
-        data[a]["values"] = vals
+        data[a] = dict({k: common.spread(v) for k, v in vals.items()}, values=vals)
         table.append([a, r0["layers"], f"{r0['iter']:,}", r0["init"]]
                      + [common.fmt_spread(vals[f"val_{d}"]) for d in domains]
                      + [common.fmt_spread(vals["val_loss_mean"]), common.fmt_spread(vals["val_bpb_mean"], ".3f")])
@@ -206,9 +171,8 @@ def main(argv=None):
         raise SystemExit(f"experiments/inheritune.py: the reference needs >= 2 layers (n_layer={s['n_layer']})")
     if s["init_from"] != "scratch" or s["grow_at_tokens"]:
         raise SystemExit("experiments/inheritune.py: the config must train the reference from scratch without growth")
-    env = common.child_env(args.scale)
     T = common.final_iter(s)
-    ran = [run_seed(args, s, k, seed, env) for k, seed in enumerate(args.seed_list)]
+    ran = [run_seed(args, s, k, seed) for k, seed in enumerate(args.seed_list)]
     if args.dry_run:
         return None
 
@@ -223,10 +187,7 @@ def main(argv=None):
     for k, (rs, sents, table_md, sr) in enumerate(results):
         if many:
             sections.append(f"## Seed {args.seed_list[k]} (arms in {os.path.relpath(ran[k][0], args.out)}/)")
-        if table_md:
-            sections.append(table_md)
-        if sents:
-            sections.append("\n".join(f"- {x}" for x in sents))
+        sections += [table_md, "\n".join(f"- {x}" for x in sents)]  # write_results leaves out empty sections
         if sr is not None:
             sections.append(f"### Inheritune search (inherit.search){'' if not many else f', seed {args.seed_list[k]}'}"
                             "\n\n" + inherit.search_markdown(sr).split("\n", 2)[2])

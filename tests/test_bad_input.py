@@ -17,7 +17,7 @@ from conftest import REPO, TINY_RUN, run_train, write_dataset, real_text
 from configurator import ConfigError, check_train_settings, defaults_from_script, user_error_message
 from data import prepare
 from data.loader import Batcher, DataError, check_tokenizer, domain_loss, load_meta, tokenizer_record
-from data.prepare import PrepareError, files_source, get_tokenizer
+from data.prepare import PrepareError, files_source
 from runs import CheckpointError, checkpoint_paths, load_checkpoint, save_checkpoint
 
 TRAIN_DEFAULTS = defaults_from_script(os.path.join(REPO, "train.py"))

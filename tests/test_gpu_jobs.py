@@ -86,8 +86,8 @@ def test_bench_cpu_defaults_and_clear_errors(tmp_path):
     assert (s["n_layer"], s["n_embd"], s["block_size"]) == (4, 128, 64)  # not 124M on a CPU
     assert bench.settings(["--device=cpu", "--n_layer=2"])["n_layer"] == 2
     from configurator import ConfigError
-    with pytest.raises(ConfigError, match="attention='fast'"):
-        bench.settings(["--device=cpu", "--attention=fast"])
+    with pytest.raises(ConfigError, match="adamw='fast': must be one of own, fused, foreach"):
+        bench.settings(["--device=cpu", "--adamw=fast"])
     with pytest.raises(ConfigError, match="no model.py there"):
         bench.build_nanogpt(s, str(tmp_path))
     r = subprocess.run([sys.executable, "bench.py", "--device=cuda"] if not _has_cuda() else ["true"], cwd=REPO,

@@ -440,7 +440,8 @@ def test_attention_rank_flags_a_head_that_attends_to_one_column():
     T = cfg.block_size
     tokens = torch.randint(1, cfg.vocab_size, (6, T))
     tokens[:, 0] = 0
-    att0 = inherit.attention_probs(model, tokens)[0]
+    x, rope = inherit.attention_inputs(model, tokens)[0]
+    att0 = inherit.layer_attention(model.blocks[0].attn, x, rope)
     assert att0[..., 0].min() > 0.999  # all the mass on column 0
     ranks = inherit.attention_rank(model, tokens, batch_size=4)
     assert ranks.shape == (cfg.n_layer, cfg.n_head)

@@ -306,14 +306,6 @@ def test_fit_matches_scipy_trust_region_reflective():
             assert got == pytest.approx(want, rel=1e-5)
 
 
-def test_fit_accepts_dict_of_arrays():
-    obs = synthetic_observations()
-    as_dict = {d: tuple(np.array([o[k] for o in obs if o[0] == d]) for k in (1, 2, 3)) for d in TRUE}
-    a, b = mix.fit_bimix(obs), mix.fit_bimix(as_dict)
-    for d in TRUE:
-        assert a[d]["alpha"] == pytest.approx(b[d]["alpha"], rel=1e-9)
-
-
 def test_fit_with_one_percent_noise_predicts_unseen_mixtures():
     params = mix.fit_bimix(synthetic_observations(noise=0.01, seed=0))
     for d in TRUE:

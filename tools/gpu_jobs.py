@@ -7,11 +7,9 @@ self-contained jobs, each step of which saves its result the moment it is done.
     python tools/gpu_jobs.py --minutes 8 --only gstack,inheritune
     python tools/gpu_jobs.py --dry-run --device=cpu --results /tmp/r --work /tmp/w   # tiny shapes, on a CPU
 
-Jobs, in order: speed (numerics on the device; bench.py against nanoGPT's model.py in .nanogpt/), then the papers'
-comparisons at --scale gpu (config/<experiment>_gpu.py): gstack, inheritune, bimix, operators (the other growth
-operators, borrowing gstack's two arms). A step starts only when its estimate fits in the time left, and saves its
-result in docs/results/gpu/<job>/ at once (results.json, results.md; the experiment's report; each finished arm's
-small files in runs/<arm>/): a later call, here or on a fresh machine with that folder, runs the missing steps only.
+Jobs, in order: speed (numerics, bench.py against nanoGPT's model.py in .nanogpt/), then gstack, inheritune, bimix
+and operators at --scale gpu. A step starts only when its estimate fits in the time left and saves its result in
+docs/results/gpu/<job>/ at once: a later call, here or on a fresh machine with that folder, runs the missing steps.
 """
 
 import argparse
@@ -34,6 +32,7 @@ import grow  # noqa: E402
 from configurator import ConfigError, install_error_hook, model_args  # noqa: E402
 from experiments import common  # noqa: E402
 from model import GPT, GPTConfig, device_peak_flops  # noqa: E402
+from runs import final_eval, is_done  # noqa: E402
 
 # The estimates, high on purpose (a step that overruns may be cut off with the slot). An experiment arm: START_S +
 # COMPILE_S a torch.compile (one, one more after a growth, one more when G_random's ramp ends) + (its training tokens
@@ -112,7 +111,7 @@ def render(job):
                   f"compile={s['compile']}", "", common.md_table(head, rows + [(k, "-", "failed: " + e) + ("",) * 5
                                                                               for k, e in r["errors"].items()])]
     errors = [f"- {k}: {v['error'][:500]}" for k, v in steps.items() if "error" in v]
-    return "\n".join(lines + ["", "## Errors", ""] * bool(errors) + errors)
+    return "\n".join(lines + (["", "## Errors", ""] + errors if errors else []))
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -168,8 +167,8 @@ def compare(base, variants):
 
 def speed(job):
     """Numerics on the device, then bench.py's timings at GPT-2 124M's shapes (a dry run: 2 layers, a few steps)."""
-    base = bench.settings([f"--device={job.a.device}"] + ["--n_layer=2", "--warmup=1", "--steps=2", "--rounds=2"] *
-                          job.a.dry_run)  # a dry run: few steps, and on a CPU, bench.py's CPU shapes
+    dry = ["--n_layer=2", "--warmup=1", "--steps=2", "--rounds=2"] if job.a.dry_run else []  # on a CPU: its shapes
+    base = bench.settings([f"--device={job.a.device}"] + dry)
     job.step("cuda_checks", 60, lambda: cuda_checks(job.a.device))
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     nano = os.path.isfile(os.path.join(REPO, ".nanogpt", "model.py"))  # without it, no comparisons with nanoGPT
@@ -213,7 +212,7 @@ def estimates(name, overrides=(), device="cuda", out=None):
     for step, arm in [(step, arm) for step in steps for arm in step.split("+")]:  # bimix (extra None): mixtures only
         a = s if extra is None else common.resolve(config + mod.arm_args(arm, s, *extra))
         grows, last = bool(a["grow_at_tokens"]), common.final_iter(a)
-        if common.is_done(os.path.join(out, arm), last) if out else arm in BORROW.get(name, {}):
+        if is_done(os.path.join(out, arm), last) if out else arm in BORROW.get(name, {}):
             continue
         m = dict(s, n_layer=s["n_layer"] * s["grow_factor"]) if grows else a  # grown: the config's width, g x depth
         with torch.device("meta"):  # shapes and FLOPs, no memory
@@ -259,7 +258,8 @@ def experiment(job):
         return
     overrides = (f"--n_head=2 --n_embd=32 --block_size=32 --batch_size=4 --warmup_iters=2 --eval_iters=1 "
                  f"--log_interval=2 --device={job.a.device} {DRY[script]}".split() if job.a.dry_run else [])
-    overrides += [f"--dataset={job.a.dataset}"] * bool(job.a.dataset)  # the script's option: it makes a path absolute
+    if job.a.dataset:  # the script's option, which makes a path absolute
+        overrides.append(f"--dataset={job.a.dataset}")
     out = os.path.join(job.a.work, job.name)
     for arm in [arm for step in steps for arm in step.split("+")]:  # kept by earlier calls, here or in BORROW's job
         saved = os.path.join(job.a.results, BORROW.get(job.name, {}).get(arm, job.name), "runs", arm)
@@ -282,10 +282,7 @@ def run_step(job, script, out, arms, todo, overrides):
     if "error" in (data.get("fit") or {}):  # BiMix's law not fitted: a result (no fitted arm), not a failure to rerun
         res["fit_error"], arms = data["fit"]["error"], [a for a in arms if a != "fitted"]
     for a in arms:
-        ev = common.final_eval(os.path.join(out, a))
-        if ev is None:
-            raise RuntimeError(f"arm {a}: no final evaluation in {portable(os.path.join(out, a), job)}")
-        res["arms"][a] = {"val_loss_mean": ev["val_loss_mean"]}
+        res["arms"][a] = {"val_loss_mean": final_eval(os.path.join(out, a))["val_loss_mean"]}
         copy_arm(job, os.path.join(out, a), os.path.join(job.folder, "runs", a))
     for name in [n for n in os.listdir(out) if n.endswith(".png") or n in ("results.md", "results.json", "fit.json")]:
         with open(os.path.join(out, name), "rb") as f:  # the script's report
@@ -314,11 +311,11 @@ def main(argv=None):
         if a.list:  # the steps with results; for the experiments, the estimate of all their steps
             steps, n = job.data["steps"], len(SPECS.get(job.name, ("", []))[1])
             total = n and (DATA_S + sum(e for e, _ in estimates(job.name).values())) / 60
-            print(f"{job.name}: {', '.join(steps) or 'no results'}" + (n > 0) * (
-                f" ({sum('error' not in v for v in steps.values())} of {n} steps; all of them ~{total:.1f} min)"))
+            print(f"{job.name}: {', '.join(steps) or 'no results'}" + (
+                f" ({sum('error' not in v for v in steps.values())} of {n} steps; all of them ~{total:.1f} min)" if n else ""))
             continue
         job.data["command"] = "python tools/gpu_jobs.py " + portable(" ".join(argv), job)
-        speed(job) if job.name == "speed" else experiment(job)
+        (speed if job.name == "speed" else experiment)(job)
         job.save()
         print(f"[{job.name}] done or out of time after {time.time() - start:.0f} s: {job.folder}")
 
