@@ -248,6 +248,7 @@ def check_device(device):
 # One message instead of a traceback, for every error a user can fix
 
 DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EFBIG: "file larger than the file size limit (ulimit -f)",
                errno.EROFS: "read-only file system", errno.EACCES: "permission denied"}
 
 

@@ -64,26 +64,61 @@ def save_checkpoint(ckpt, path):
         if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             os.remove(tmp)
     ckpt = dict(ckpt, digest=_digest({k: v for k, v in ckpt.items() if k != "digest"}))
-    tmp = f"{path}.tmp.{os.getpid()}"
+    tmp, w = f"{path}.tmp.{os.getpid()}", None
     try:
         with open(tmp, "wb") as f:
-            torch.save(ckpt, f)
+            w = _Writes(f)
+            torch.save(ckpt, w)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+    except (OSError, RuntimeError) as e:
+        # torch.save reports a failed write as RuntimeError("... unexpected pos ..."): the OSError is in w.error
+        err = e if isinstance(e, OSError) else w and w.error
+        if err is None or err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
-        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
         os.remove(tmp)  # before measuring: the half-written file is what filled the disk
-        raise CheckpointError(f"no space left to write checkpoint {path}: {folder} has "
-                              f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free and the checkpoint needs more "
-                              f"than the {written / 2**20:,.1f} MiB written before the disk filled. Free some space "
-                              f"(or lower keep_checkpoints), then continue with --init_from=resume: the checkpoints "
-                              f"already written are whole") from None
+        need = _tensor_bytes(ckpt) / 2**20
+        if err.errno == errno.EFBIG:
+            why = f"cannot write checkpoint {path}: the file size limit (ulimit -f) is below its {need:,.1f} MiB"
+            fix = "Raise the limit"
+        else:
+            why = (f"no space left to write checkpoint {path}: {folder} has "
+                   f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free and it needs about {need:,.1f} MiB")
+            fix = "Free some space (or lower keep_checkpoints)"
+        kept = [p for p in checkpoint_paths(folder) if os.path.abspath(p) != os.path.abspath(path)]
+        raise CheckpointError(f"{why}. {fix}, then continue with --init_from=resume: "
+                              + (f"the earlier checkpoints are whole (newest: {os.path.basename(kept[-1])})" if kept
+                                 else "no earlier checkpoint was written")) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+class _Writes:
+    """A file that keeps the OSError of a failed write (torch.save replaces it by a RuntimeError)."""
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, b):
+        try:
+            return self.f.write(b)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self):
+        self.f.flush()
+
+
+def _tensor_bytes(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def load_checkpoint(path, map_location="cpu"):

@@ -10,6 +10,7 @@ Reads top to bottom: settings, setup, model, one training loop. Each run writes 
 metrics.jsonl (one JSON object per line; docs/training.md) and the last `keep_checkpoints` checkpoints.
 """
 
+import atexit
 import contextlib
 import json
 import math
@@ -32,6 +33,7 @@ import inherit
 from configurator import (ConfigError, check_device, check_train_settings, given_settings, install_error_hook,
                           model_args, model_settings, settings_help)
 from data.loader import Batcher, DataError, check_tokenizer, dataset_dir, domain_losses, load_meta, tokenizer_record
+from data.prepare import BusyError, hold_lock
 from hf import from_hf
 from mix import resolve_mixture
 from model import GPT, GPTConfig
@@ -39,7 +41,8 @@ from runs import CheckpointError, checkpoint_paths, find_checkpoint, read_metric
 
 # Our own errors (a bad setting, dataset or checkpoint; a full or read-only disk) already say what is wrong and
 # what to do: they print as one message. Anything else is a bug and keeps its traceback.
-install_error_hook("train.py", (ConfigError, DataError, CheckpointError), folder=lambda: globals().get("out_dir"),
+install_error_hook("train.py", (ConfigError, DataError, CheckpointError, BusyError),
+                   folder=lambda: globals().get("out_dir"),
                    then="continue with --init_from=resume (the checkpoints already written are whole)")
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -135,6 +138,11 @@ if given.get("init_from") == "resume" and os.path.isfile(run_config):
 settings = check_train_settings({**defaults, **recorded, **given})  # every value in range, before anything is built
 globals().update(settings)
 check_device(device)
+if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise ConfigError(f"out_dir={out_dir} is a file, not a folder: choose another out_dir")
+if not eval_only and int(os.environ.get("RANK", 0)) == 0:  # one run per folder at a time (rank 0 writes it)
+    os.makedirs(out_dir, exist_ok=True)
+    atexit.register(hold_lock(os.path.join(out_dir, "train.lock"), f"out_dir={out_dir}", "choose another out_dir"))
 if init_from != "resume" and checkpoint_paths(out_dir):  # a new run would mix its checkpoints with the earlier run's
     raise ConfigError(f"out_dir={out_dir} holds the checkpoints of an earlier run (newest: "
                       f"{os.path.basename(checkpoint_paths(out_dir)[-1])}); continue it with --init_from=resume, "

@@ -307,25 +307,30 @@ def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, worke
             seen += len(doc[1]) // (4 if len(doc) > 2 else 1)  # docstrings are roughly a quarter of a file
             yield doc
     stream = capped(split_large(texts(docs), split_bytes, piece_bytes, counts))
-    with open(os.path.join(out_dir, "train.bin"), "wb") as train, open(os.path.join(out_dir, "val.bin"), "wb") as val, \
-            Pool(workers, initializer=_init_worker, initargs=(tokenizer.name,)) as pool, \
-            tqdm(desc=desc, unit="B", unit_scale=True, total=max_bytes or None, disable=None) as bar:
-        files = {"train": train, "val": val}
-        for nbytes, ids, digest in pool.imap(_encode, stream, chunksize=16):
-            if nbytes == 0:
-                continue
-            if digest in seen:
-                counts["duplicates"] += 1
-                continue
-            seen.add(digest)
-            # the split is a function of the text, not of its name or position: the same on every run and machine,
-            # and a copy can never sit on the other side of it (site-packages holds many byte-identical files)
-            split = "val" if int.from_bytes(digest, "little") / 2 ** 64 < val_fraction else "train"
-            np.asarray(ids, dtype=dtype).tofile(files[split])
-            counts[f"{split}_tokens"] += len(ids)
-            counts[f"{split}_bytes"] += nbytes
-            counts["docs"] += 1
-            bar.update(nbytes)
+    try:  # a full disk raises as a buffer is flushed, the last one as the files close: name the domain
+        with open(os.path.join(out_dir, "train.bin"), "wb") as train, \
+                open(os.path.join(out_dir, "val.bin"), "wb") as val, \
+                Pool(workers, initializer=_init_worker, initargs=(tokenizer.name,)) as pool, \
+                tqdm(desc=desc, unit="B", unit_scale=True, total=max_bytes or None, disable=None) as bar:
+            files = {"train": train, "val": val}
+            for nbytes, ids, digest in pool.imap(_encode, stream, chunksize=16):
+                if nbytes == 0:
+                    continue
+                if digest in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(digest)
+                # the split is a function of the text, not of its name or position: the same on every run and
+                # machine, and a copy can never sit on the other side of it (site-packages holds many identical files)
+                split = "val" if int.from_bytes(digest, "little") / 2 ** 64 < val_fraction else "train"
+                files[split].write(np.asarray(ids, dtype=dtype).tobytes())  # not tofile: its OSError has no errno
+                counts[f"{split}_tokens"] += len(ids)
+                counts[f"{split}_bytes"] += nbytes
+                counts["docs"] += 1
+                bar.update(nbytes)
+    except OSError as e:
+        e.filename = e.filename or out_dir
+        raise
     return counts
 
 
@@ -351,14 +356,17 @@ def check_split(dom, counts, val_fraction):
 TEMP_MARK = ".prepare_in_progress"  # in every temporary folder prepare.py makes: only such folders are removed
 
 
-def check_name(name):
-    """A dataset name is one folder name under out_root: never empty, '.', '..', hidden, absolute or a path (each
-    would put the dataset, and what replacing it deletes, somewhere else)."""
+def check_name(name, kind="dataset"):
+    """A dataset (or domain) name is one folder name under out_root (the dataset): never empty, '.', '..', hidden,
+    absolute or a path (each would put the data, and what replacing it deletes, somewhere else); a domain is not
+    called meta.json either (the dataset's own file)."""
     seps = [sep for sep in ("/", "\\", os.sep, os.altsep) if sep]
     if (not name or name in (".", "..") or name.startswith(".") or os.path.isabs(name) or "\0" in name
-            or any(sep in name for sep in seps)):
-        raise PrepareError(f"--name={name!r}: a dataset name is one folder name, not empty, '.', '..', hidden, "
-                           f"absolute or containing a path separator (the dataset goes to <out_root>/<name>)")
+            or any(sep in name for sep in seps) or (kind == "domain" and name == "meta.json")):
+        flag, where = ("--name", "<out_root>/<name>") if kind == "dataset" else ("--source", "<dataset>/<domain>")
+        raise PrepareError(f"{flag}: {kind} name {name!r} is not one folder name (not empty, '.', '..', hidden, "
+                           f"absolute, containing a path separator{', or meta.json' if kind == 'domain' else ''}): "
+                           f"the {kind} goes to {where}")
 
 
 def existing_dataset(final):
@@ -387,6 +395,43 @@ def remove_stale_temp_folders(out_root, name):
             shutil.rmtree(path)
 
 
+class BusyError(RuntimeError):
+    """Another live process holds the lock of a run folder or a dataset."""
+
+
+def hold_lock(path, what, fix):
+    """Lock `path` (a file, created if missing) for this process, or raise BusyError naming the process that holds
+    it. Returns release(), which removes it; keep it, the lock lasts as long as it does. An flock, not the file's
+    existence, is the lock: the kernel drops it when the process dies, so a killed run leaves no stale lock."""
+    import fcntl
+    while True:
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "unknown"
+            f.close()
+            raise BusyError(f"{what} is in use by another process (pid {pid}); wait for it to finish or stop it, "
+                            f"or {fix}") from None
+        try:  # the holder may have released (removed) it as we opened it: then lock the new file
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+
+    def release():
+        if not f.closed:
+            os.remove(path)
+            f.close()
+    return release
+
+
 def alive(pid):
     """Whether process pid exists (runs.py asks it too, of a killed checkpoint writer)."""
     try:
@@ -406,6 +451,25 @@ def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, wor
     check_name(name)
     if not out_root:
         raise PrepareError("--out_root is empty: give the folder that holds the datasets (default: data/)")
+    if os.path.exists(out_root) and not os.path.isdir(out_root):
+        raise PrepareError(f"--out_root={out_root} is a file, not a folder: give the folder that holds the datasets")
+    for dom in sources:
+        check_name(dom, "domain")
+    if workers is not None and workers < 1:
+        raise PrepareError(f"--workers={workers}: give at least 1 tokenizing process (default: one per CPU)")
+    os.makedirs(out_root, exist_ok=True)
+    release = hold_lock(os.path.join(out_root, f".{name}.lock"), f"dataset {name!r} in {out_root}",
+                        "choose another --name")
+    try:
+        return _prepare(name, sources, tok_name=tokenizer, val_fraction=val_fraction, max_bytes=max_bytes,
+                        workers=workers, out_root=out_root, overwrite=overwrite, split_bytes=split_bytes,
+                        piece_bytes=piece_bytes, recipe=recipe)
+    finally:
+        release()
+
+
+def _prepare(name, sources, tok_name, val_fraction, max_bytes, workers, out_root, overwrite, split_bytes,
+             piece_bytes, recipe):
     final = os.path.join(out_root, name)
     old = existing_dataset(final)
     if old is not None and not overwrite:
@@ -415,10 +479,9 @@ def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, wor
                            f"{', '.join(old.get('domains', {}))})" if old else "") + "; pass --overwrite to replace "
                            "it, or choose another --name")
     remove_stale_temp_folders(out_root, name)
-    tok = get_tokenizer(tokenizer)
+    tok = get_tokenizer(tok_name)
     dtype = np.uint16 if tok.n_vocab <= 2 ** 16 else np.uint32
     tmp = os.path.join(out_root, f".{name}.tmp.{os.getpid()}")
-    os.makedirs(out_root, exist_ok=True)
     os.mkdir(tmp)  # fails if it exists: this folder is ours alone
     open(os.path.join(tmp, TEMP_MARK), "w").close()
     try:
@@ -466,6 +529,7 @@ def main(argv=None):
     p.add_argument("--out_root", default=DATA_DIR, help="where dataset folders go (default: the repository's data/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset of this name")
     a = p.parse_args(argv)
+    name = None
     try:
         sources, name = _sources(a)
         recipe = {"sources": a.source or (f"hf:{a.hf}" if a.hf else "pycorpus"), "tokenizer": a.tokenizer,
@@ -475,21 +539,25 @@ def main(argv=None):
             raise PrepareError("--piece_bytes must be >= 1, --split_bytes >= 0 and --val_fraction in [0, 1)")
         path, meta = prepare(name, sources, a.tokenizer, a.val_fraction, int(a.max_bytes), a.workers, a.out_root,
                              a.overwrite, int(a.split_bytes), int(a.piece_bytes), recipe)
-    except (PrepareError, TokenizerError) as e:
+    except (PrepareError, TokenizerError, BusyError) as e:
         raise SystemExit(f"prepare.py: {e}") from None
     except ConnectionError as e:  # --hf without a network (the unfinished dataset is gone already)
         raise SystemExit(f"prepare.py: cannot reach the Hugging Face Hub ({e}): --hf needs a network; offline, build "
                          f"the default corpus (python data/prepare.py) or one of your own files (--source)") from None
     except OSError as e:  # a full, read-only or foreign disk: one line (the unfinished dataset is gone already)
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES):
             raise
-        where, free = e.filename or a.out_root, ""
+        where, free = (e.filename or a.out_root).replace(f".{name}.tmp.{os.getpid()}", str(name)), ""
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             folder = os.path.abspath(where)
             while not os.path.isdir(folder):
                 folder = os.path.dirname(folder)
             free = f" ({shutil.disk_usage(folder).free / 2 ** 20:,.0f} MiB free there)"
-        raise SystemExit(f"prepare.py: {e.strerror} writing {where}{free}; nothing half-built was left behind: "
+        if e.errno == errno.EFBIG:
+            free = " (larger than the file size limit: see ulimit -f)"
+        final = os.path.join(a.out_root, name or "")
+        kept = f"; the dataset already in {final} is intact" if name and os.path.isfile(f"{final}/meta.json") else ""
+        raise SystemExit(f"prepare.py: {e.strerror} writing {where}{free}; nothing half-built was left behind{kept}: "
                          f"make room and run it again") from None
     if meta.get("kept"):
         print(f"{path} holds a dataset built with these settings already: kept (--overwrite rebuilds it)")

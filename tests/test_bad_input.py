@@ -63,7 +63,7 @@ def test_1_names_that_are_not_one_folder_name_are_refused_and_nothing_is_deleted
         os.makedirs(name)
         open(os.path.join(name, "mine.txt"), "w").write("an absolute folder that is not a dataset")
     before = snapshot(tmp_path)
-    with pytest.raises(SystemExit, match=r"prepare.py: --name=.*a dataset name is one folder name"):
+    with pytest.raises(SystemExit, match=r"prepare.py: --name: dataset name .* is not one folder name"):
         run_prepare(f"--name={name}", f"--out_root={data}", f"--source=a={root / 'src'}/*.txt", "--overwrite")
     assert snapshot(tmp_path) == before
 
@@ -259,7 +259,7 @@ def test_10_a_full_disk_is_one_message_naming_the_folder_and_its_free_space(tmp_
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(CheckpointError, match=f"no space left to write checkpoint {path}: {tmp_path} has [0-9,.]+ "
-                                              f"MiB free .* continue with --init_from=resume"):
+                                              f"MiB free and it needs about .* continue with --init_from=resume"):
         save_checkpoint({"model": {}, "model_args": {}}, path)
     assert os.listdir(tmp_path) == []  # the half-written temp file is gone: it is what filled the disk
     # anywhere else (metrics, config.json): the excepthook's message, with the file or out_dir

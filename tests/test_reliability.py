@@ -72,6 +72,40 @@ def test_sigkill_then_resume_matches_uninterrupted_run_bitwise(tiny_dataset, tmp
     assert_same_run(uninterrupted, tmp_path / "crash")
 
 
+def test_a_full_disk_while_checkpointing_then_resume_is_bitwise_the_uninterrupted_run(tiny_dataset, tmp_path,
+                                                                                     uninterrupted):
+    """Checkpoints are written, then the "disk fills" (a file size limit below a checkpoint's size): the next save
+    fails with one line, leaves no partial file, and a resume continues from the last whole checkpoint as if the
+    failed save had never been tried."""
+    out = tmp_path / "run"
+    wrapper = tmp_path / "limited_train.py"
+    wrapper.write_text(f"""import os, resource, runpy, sys
+sys.path.insert(0, {REPO!r})
+import runs
+save = runs.save_checkpoint
+def save_then_fill(ckpt, path):
+    save(ckpt, path)
+    if not path.endswith("ckpt_0000005.pt"):
+        return
+    half = os.path.getsize(path) // 2  # metrics.jsonl stays far below it
+    resource.setrlimit(resource.RLIMIT_FSIZE, (half, half))
+runs.save_checkpoint = save_then_fill
+sys.argv = sys.argv[1:]  # [train.py, its arguments...]: run_train puts train.py after the launcher
+runpy.run_path(sys.argv[0], run_name="__main__")
+""")
+    args = RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}"]
+    p = run_train(args, check=False, launcher=[sys.executable, str(wrapper)])
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and lines[-1].startswith(f"train.py: cannot write checkpoint {out}/ckpt_0000010.pt: "
+                                                      "the file size limit (ulimit -f) is below"), p.stderr
+    assert "the earlier checkpoints are whole (newest: ckpt_0000005.pt)" in lines[-1]
+    assert "Traceback" not in p.stderr
+    assert [f for f in os.listdir(out) if f.startswith("ckpt_0000010") or ".tmp" in f] == []  # no partial file
+    assert max(m["iter"] for m in read_metrics(out)) == 10  # it logged past the checkpoint before the save failed
+    run_train(RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--init_from=resume"])
+    assert_same_run(uninterrupted, out)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_preemption_signal_writes_a_checkpoint_and_exits_cleanly(tiny_dataset, tmp_path, sig, uninterrupted):
     args = RUN + [f"--dataset={tiny_dataset}"]
