@@ -552,7 +552,7 @@ def main(argv=None):
             folder = os.path.abspath(where)
             while not os.path.isdir(folder):
                 folder = os.path.dirname(folder)
-            free = f" ({shutil.disk_usage(folder).free / 2 ** 20:,.0f} MiB free there)"
+            free = f" ({shutil.disk_usage(folder).free / 2 ** 20:,.1f} MiB free there)"
         if e.errno == errno.EFBIG:
             free = " (larger than the file size limit: see ulimit -f)"
         final = os.path.join(a.out_root, name or "")
