@@ -340,7 +340,7 @@ def main(argv=None):
                          f"(0: no tilted proxies)")
     s = args.settings
     steps = common.final_iter(s)
-    ran = [run_seed(args, s, k, seed) for k, seed in enumerate(args.seed_list)]
+    ran = common.each_seed(args, lambda k, seed: run_seed(args, s, k, seed))
     if args.dry_run:
         return None
 

@@ -230,7 +230,7 @@ def main(argv=None):
     args = common.parse(argv, "gstack", ARMS, __doc__)
     s = args.settings
     check_settings(s)
-    seed_dirs = [run_seed(args, s, k, seed) for k, seed in enumerate(args.seed_list)]
+    seed_dirs = common.each_seed(args, lambda k, seed: run_seed(args, s, k, seed))
     if args.dry_run:
         return None
 

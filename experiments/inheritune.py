@@ -172,7 +172,7 @@ def main(argv=None):
     if s["init_from"] != "scratch" or s["grow_at_tokens"]:
         raise SystemExit("experiments/inheritune.py: the config must train the reference from scratch without growth")
     T = common.final_iter(s)
-    ran = [run_seed(args, s, k, seed) for k, seed in enumerate(args.seed_list)]
+    ran = common.each_seed(args, lambda k, seed: run_seed(args, s, k, seed))
     if args.dry_run:
         return None
 

@@ -251,6 +251,15 @@ def test_seeds(tiny_dataset, tmp_path):
                        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
                        timeout=120)
     assert p.returncode == 0 and p.stdout.count("finished earlier") == 4, p.stdout + p.stderr
+    # --jobs 2: both seeds at once, the same runs to the last digit
+    p = subprocess.run(script("gstack", tmp_path / "jobs", tiny_dataset, arms["gstack"], ["--seeds", "2", "--jobs",
+                                                                                          "2"]),
+                       cwd=REPO, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                       timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    jobs = results(tmp_path / "jobs")["per_seed"]
+    for sd, a in [(sd, a) for sd in ("1337", "1338") for a in ("scratch", "gstack")]:
+        assert jobs[sd]["arms"][a]["val_loss"] == g["per_seed"][sd]["arms"][a]["val_loss"], (sd, a)
 
 
 def test_bimix_fit_failure_is_reported_not_raised(tmp_path, tiny_dataset):
