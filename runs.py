@@ -234,7 +234,10 @@ def is_done(run_dir, last_iter):
 
 def run_logged(cmd, run_dir, name, echo=True, env=None):
     """Run cmd (a train.py command) from the repository root, its output appended to <run_dir>/train.log and echoed
-    as '  [name] line'; SystemExit with the last lines of the log when it fails."""
+    as '  [name] line'; SystemExit with the last lines of the log when it fails. Stopped (Ctrl-C, SIGTERM, an
+    error), the caller stops its train.py too (stop_children)."""
+    if _STOPPING:
+        raise SystemExit(f"{name}: not started: the script is stopping")
     os.makedirs(run_dir, exist_ok=True)
     tail = []
     with open(os.path.join(run_dir, "train.log"), "a") as logf:
@@ -242,11 +245,36 @@ def run_logged(cmd, run_dir, name, echo=True, env=None):
         logf.flush()
         proc = subprocess.Popen(cmd, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, bufsize=1)
-        for line in proc.stdout:
-            logf.write(line)
-            tail = (tail + [line])[-25:]
-            if echo:
-                print(f"  [{name}] {line.rstrip()}", flush=True)
+        _RUNNING.add(proc)
+
+        def follow():
+            nonlocal tail
+            for line in proc.stdout:
+                logf.write(line)
+                tail = (tail + [line])[-25:]
+                if echo:
+                    print(f"  [{name}] {line.rstrip()}", flush=True)
+        try:
+            follow()
+        except BaseException:
+            stop_children()
+            follow()  # what train.py says as it stops: where its checkpoint is
+            raise
+        finally:
+            _RUNNING.discard(proc)
     if proc.wait() != 0:
         raise SystemExit(f"{name}: train.py exited with {proc.returncode} (command: {' '.join(cmd)}); last lines of "
                          f"{run_dir}/train.log:\n{''.join(tail)}")
+
+
+_RUNNING = set()  # the train.py processes run_logged started and has not seen end
+_STOPPING = []    # not empty once stop_children was called: no new train.py starts
+
+
+def stop_children():
+    """SIGTERM every train.py this process started that still runs (each writes a checkpoint and exits), and wait."""
+    _STOPPING.append(True)
+    for proc in list(_RUNNING):
+        proc.terminate()
+    for proc in list(_RUNNING):
+        proc.wait()

@@ -248,6 +248,9 @@ elif init_from == "resume":
     iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
     best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
     data_offset = ckpt["data_offset"]
+    _was = ckpt["config"]  # the run's own end of the cosine, to say so when this command moves it
+    decay_was = _was.get("lr_decay_iters") or (math.ceil(_was["max_tokens"] / tokens_per_iter) if _was.get("max_tokens")
+                                                else _was["max_iters"])
 elif init_from in ("grow", "inherit"):
     check_tokenizer(source_ckpt, batcher.meta, f"{init_from}_from checkpoint {source_path}", data_dir)
     source = {"checkpoint": os.path.abspath(source_path), "iter_num": source_ckpt.get("iter_num"),
@@ -460,6 +463,13 @@ def check_finite():
 log(f"{model.num_params() / 1e6:.2f}M non-embedding parameters, {tokens_per_iter:,} tokens per step "
     f"({batch_size} x {block_size} x {gradient_accumulation_steps} accumulation), {world_size} process(es), "
     f"{device}, {dtype}, compile={compile}, mixture {({d: round(r, 3) for d, r in mixture_resolved.items()})}")
+if init_from == "resume" and decay_was != lr_decay_iters and decay_lr:
+    log(f"note: the cosine now ends at iter {lr_decay_iters}, not at {decay_was} as the run began, so the learning "
+        f"rate at iter {iter_num} is now {get_lr(iter_num):.2e}; --lr_decay_iters={decay_was} keeps the run's schedule")
+_left = flops_per_token * tokens_per_iter * (max_iters - iter_num)
+if device_type == "cpu" and not eval_only and _left / 100e9 > 3600:  # a GPU-sized run on a CPU: say so before hours go by
+    log(f"note: {max_iters - iter_num:,} steps of this model are {_left:.2g} FLOPs, about {_left / 100e9 / 3600:.0f} "
+        f"hours on a CPU at 100 GFLOP/s: is this config meant for a GPU?")
 progress = None
 if master:
     from tqdm import tqdm
@@ -548,9 +558,11 @@ while True:
         if progress and not progress.disable:
             progress.set_postfix(loss=f"{loss_sum.item():.4f}", tok_s=f"{tokens_per_iter / dt:,.0f}",
                                  **({"mfu": f"{mfu:.1%}"} if mfu else {}))
-        else:  # no terminal (a log file, a cluster job): plain lines instead of the bar
-            log(f"iter {iter_num}: loss {loss_sum.item():.4f}, lr {lr:.2e}, {tokens_per_iter / dt:,.0f} tokens/s"
-                + (f", MFU {mfu:.1%}" if mfu else ""))
+        else:  # no terminal (a log file, a cluster job): plain lines instead of the bar, with the time left
+            left = round(dt * (max_iters - iter_num))  # seconds, at this step time (evaluations not counted)
+            log(f"iter {iter_num}/{max_iters}: loss {loss_sum.item():.4f}, lr {lr:.2e}, {tokens_per_iter / dt:,.0f} "
+                f"tokens/s" + (f", MFU {mfu:.1%}" if mfu else "") + f", {left // 3600}:{left // 60 % 60:02d}:"
+                f"{left % 60:02d} left")
     if progress:
         progress.update(1)
 

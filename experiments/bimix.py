@@ -376,4 +376,5 @@ def main(argv=None):
                          plot_title=f"{len(ran)} seed(s) (first solid, others dashed)")
 
 if __name__ == "__main__":
+    common.exit_on_sigterm()
     main()

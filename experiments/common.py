@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import sys
 import time
 
@@ -46,6 +47,12 @@ def tokens_per_iter(s):
 def final_iter(s):
     """The iteration train.py stops at: max_iters, or ceil(max_tokens / tokens per step) with a token budget."""
     return math.ceil(s["max_tokens"] / tokens_per_iter(s)) if s["max_tokens"] else s["max_iters"]
+
+
+def exit_on_sigterm():
+    """SIGTERM (kill, a scheduler) ends an experiment script as Ctrl-C does: its train.py runs are stopped first
+    (each writes a checkpoint), and the next call of the same command resumes them."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def parse(argv, experiment, arms, doc, options=None):
@@ -112,8 +119,15 @@ def each_seed(args, run_seed):
     if args.jobs == 1:
         return [run_seed(k, seed) for k, seed in enumerate(args.seed_list)]
     from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(args.jobs) as pool:
+    from runs import stop_children
+    pool = ThreadPoolExecutor(args.jobs)
+    try:
         return list(pool.map(run_seed, range(len(args.seed_list)), args.seed_list))
+    except BaseException:  # stopped, or one seed failed: stop the others' train.py too, then wait for the threads
+        stop_children()
+        raise
+    finally:
+        pool.shutdown()
 
 
 def with_dependencies(names, arms, depends):

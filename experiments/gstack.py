@@ -277,4 +277,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    common.exit_on_sigterm()
     main()

@@ -437,3 +437,27 @@ def test_bimix_tilt_errors_name_the_fix(tiny_dataset, tmp_path):
         bimix.main(["--scale", "tiny", "--out", str(out), "--tilt", "0.7", "--dataset", tiny_dataset])
     assert "was fitted on the proxies natural, uniform, ce" in str(e.value) and "another --out" in str(e.value)
     assert sorted(p.name for p in out.iterdir()) == ["fit.json", "fitted"]
+
+
+def test_a_stopped_driver_stops_its_train_py(tiny_dataset, tmp_path):
+    """SIGTERM to an experiment script: its running train.py gets SIGTERM too (it writes a checkpoint and exits),
+    and the script exits non-zero; nothing keeps training behind the user's back. Plain log lines say N/total."""
+    from test_reliability import _descendants
+    out = tmp_path / "inh"
+    p, log = start(script("inheritune", out, tiny_dataset, "reference", ["--max_iters=100000"]), tmp_path / "log")
+    try:
+        t = time.time()
+        while "iter 5/100000" not in (tmp_path / "log").read_text():  # the reference is training
+            assert p.poll() is None and time.time() - t < 120, (tmp_path / "log").read_text()
+            time.sleep(0.1)
+        child = _descendants(p.pid)
+        assert len(child) == 1
+        p.terminate()
+        assert p.wait(timeout=60) == 128 + 15
+    finally:
+        p.kill()
+        log.close()
+    assert not os.path.exists(f"/proc/{child[0]}")  # reaped: the driver waited for it
+    text = (tmp_path / "log").read_text()
+    assert "[reference] stopped by signal 15" in text and " left" in text
+    assert glob.glob(str(out / "reference" / "ckpt_*.pt"))  # its checkpoint: the same command resumes it

@@ -1,11 +1,13 @@
 """train.py as users run it: real processes on a tiny real-text dataset (CPU, fp32)."""
 import os
+import re
+import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import TINY_RUN, read_metrics, run_train
+from conftest import REPO, TINY_RUN, read_metrics, run_train
 from configurator import ConfigError, apply_overrides
 from runs import checkpoint_paths, load_checkpoint
 
@@ -125,3 +127,22 @@ def test_missing_dataset_and_data_file_are_clear(tmp_path, tiny_dataset):
     p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'o'}", "--mixture=entropy"],
                   check=False)
     assert p.returncode != 0 and "mixture='entropy': " in p.stderr and "Traceback" not in p.stderr
+
+
+def test_notices_a_moved_cosine_on_resume_and_a_gpu_sized_run_on_a_cpu(tiny_dataset, tmp_path):
+    args = TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'r'}", "--warmup_iters=2"]
+    run_train(args + ["--max_iters=10"])
+    p = run_train(args + ["--max_iters=20", "--init_from=resume"])
+    assert re.search(r"note: the cosine now ends at iter 20, not at 10 as the run began, so the learning rate at iter "
+                     r"10 is now [0-9.e-]+; --lr_decay_iters=10 keeps the run's schedule", p.stdout), p.stdout
+    p = run_train(args + ["--max_iters=30", "--init_from=resume", "--lr_decay_iters=20"])
+    assert "note: the cosine" not in p.stdout  # the run's own schedule: nothing to say
+    big = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *TINY_RUN, f"--dataset={tiny_dataset}",
+                            f"--out_dir={tmp_path / 'big'}", "--n_layer=12", "--n_embd=768", "--n_head=12",
+                            "--max_tokens=50000000"], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:  # said before the first step (which is not waited for)
+        assert any("hours on a CPU at 100 GFLOP/s: is this config meant for a GPU?" in line for line in big.stdout)
+    finally:
+        big.kill()
+        big.wait()
