@@ -139,6 +139,12 @@ def export_hf(path, out_dir, tokenizer=None, log=print):
     except ValueError as e:  # a model Hugging Face cannot express (to_hf names the setting)
         raise EvalError(str(e)) from None
     log(f"wrote {out_dir}: {used} as a Hugging Face {model.config.arch} model with the {tok.name!r} tokenizer")
+    if not os.path.isfile(os.path.join(out_dir, "model.safetensors")):
+        log("note: safetensors is not installed, so the weights are in pytorch_model.bin (transformers reads it too); "
+            "pip install safetensors for model.safetensors")
+    if os.path.isfile(f"{out_dir}/vocab.json") and not os.path.isfile(f"{out_dir}/tokenizer.json"):
+        log("note: tokenizers is not installed, so there is no tokenizer.json (transformers builds the fast tokenizer "
+            "from vocab.json and merges.txt); pip install tokenizers to write it")
     return out_dir, tok
 
 

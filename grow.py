@@ -748,3 +748,10 @@ def _check_width(c, n_embd, op, opts, intermediate_size=None, noise=0.0):
                         ("rescale_norms", (True, False))):
         if opt in opts and not any(opts[opt] is v or (isinstance(v, str) and opts[opt] == v) for v in values):
             raise ValueError(f"{who}: {opt}={opts[opt]!r}; expected {' or '.join(map(repr, values))}")
+
+
+if __name__ == "__main__":  # a library: a growth runs through train.py
+    print(__doc__.strip() + "\n\nGrow a trained run and keep training, with train.py:\n"
+          "  python train.py --init_from=grow --grow_from=out --grow_factor=2 --out_dir=out/grown --max_iters=50\n"
+          "  python train.py config/gstack_tiny.py --dataset=pybytes    # growth inside one run\n"
+          "Its settings (grow_*) are listed by python train.py --help.")

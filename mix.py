@@ -365,12 +365,31 @@ def run_mixture(run_dir):
     return {d: float(r) for d, r in mixture.items()}
 
 
+def check_one_dataset(run_dirs):
+    """The law is fitted per dataset and tokenizer: runs trained on others cannot share a fit."""
+    from data.loader import dataset_dir
+    groups = {}
+    for run_dir in run_dirs:
+        run_mixture(run_dir)  # a run folder with a readable config.json
+        with open(os.path.join(run_dir, "config.json")) as f:
+            cfg = json.load(f)
+        try:
+            data = os.path.realpath(dataset_dir(cfg.get("dataset")))
+        except TypeError:  # no dataset recorded
+            data = cfg.get("dataset")
+        groups.setdefault((data, cfg.get("vocab_size")), []).append(str(run_dir))
+    if len(groups) > 1:
+        raise ValueError("the runs were trained on different datasets or vocabularies; fit the runs of one: "
+                         + "; ".join(f"{d} (vocab_size {v}): {', '.join(r)}" for (d, v), r in groups.items()))
+
+
 def observations_from_runs(run_dirs):
     """BiMix fitting points (domain, r, s, loss) from train.py runs: r from an evaluation's own "mixture" (else
     the run's config.json), s its iter, loss its val_loss[domain]. Skipped: iter 0 (s^-beta is infinite there),
     domains a run left out (r = 0), and non-finite losses (a diverged run; with a warning)."""
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
+    check_one_dataset(run_dirs)
     obs = []
     for run_dir in run_dirs:
         mixture = run_mixture(run_dir)

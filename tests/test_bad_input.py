@@ -1,4 +1,4 @@
-"""The bad-input battery (issue 16): one test per item. Nothing lost (prepare.py deletes only what it created),
+"""The bad-input battery: one test per item. Nothing lost (prepare.py deletes only what it created),
 nothing silently wrong (settings out of range, a resumed model that is not the one asked for, a checkpoint of
 another tokenizer, binary files read as text), and one message instead of a traceback. Everything happens in
 temporary folders; most tests run in-process, and the few real processes are tiny runs."""

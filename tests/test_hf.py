@@ -174,13 +174,16 @@ def save_run(path, model, tokenizer):
 
 
 @pytest.mark.parametrize("arch,tokenizer,vocab", [("gpt2", "gpt2", 50304), ("llama", "byte", 256)])
-def test_export_command_writes_model_and_tokenizer(tmp_path, arch, tokenizer, vocab):
+def test_export_command_writes_model_and_tokenizer(tmp_path, capsys, arch, tokenizer, vocab):
     m = tiny(arch, vocab_size=vocab, n_layer=1, n_embd=16)
     run = save_run(tmp_path / "run", m, tokenizer)
     out = tmp_path / "hf"
     assert E.main(["export", run, str(out)]) == 0
     files = set(os.listdir(out))
     assert EXPORT_FILES <= files and ("model.safetensors" in files) != ("pytorch_model.bin" in files)
+    said = capsys.readouterr().out  # a file left out for want of a package is said, with the package to install
+    assert ("note: safetensors is not installed" in said) == ("pytorch_model.bin" in files)
+    assert ("pip install tokenizers" in said) == ("vocab.json" in files and "tokenizer.json" not in files)
     cfg = json.load(open(out / "config.json"))
     eot = get_tokenizer(tokenizer).eot
     assert cfg["bos_token_id"] == cfg["eos_token_id"] == eot < cfg["vocab_size"] == vocab

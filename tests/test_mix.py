@@ -425,6 +425,15 @@ def test_observations_from_runs(tmp_path):
         mix.observations_from_runs([tmp_path / "bad"])
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         mix.observations_from_runs([tmp_path / "missing"])
+    # runs of two datasets (or vocabularies) never share a fit
+    for name, data, vocab in (("a", "pybytes", 256), ("b", "pycorpus", None), ("c", "pybytes", 256)):
+        write_run(tmp_path / name, {"web": 0.5, "code": 0.5}, [100])
+        cfg = json.loads((tmp_path / name / "config.json").read_text())
+        (tmp_path / name / "config.json").write_text(json.dumps(dict(cfg, dataset=data, vocab_size=vocab)))
+    assert len(mix.observations_from_runs([tmp_path / "a", tmp_path / "c"])) == 4  # 2 runs x 2 domains
+    with pytest.raises(ValueError, match=r"different datasets or vocabularies; fit the runs of one: .*pybytes "
+                                         r"\(vocab_size 256\): .*a, .*c; .*pycorpus \(vocab_size None\): .*b"):
+        mix.observations_from_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
 
 
 def test_fit_from_runs_and_cli(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""A newcomer's first hour (issue 18): the default run needs nothing outside the clone, every script answers
+"""A newcomer's first hour: the default run needs nothing outside the clone, every script answers
 --help with its settings and a missing device with one line, and eval.py loss is sized to the data."""
 import os
 import re
@@ -84,6 +84,13 @@ def test_train_py_help_prints_every_setting_with_its_default_and_comment():
         line = next((l for l in p.stdout.splitlines() if l.startswith(f"{name} = ")), None)
         assert line is not None, name
     assert "min_lr = 1e-4" in p.stdout and "# the end of the cosine" in p.stdout and "# I/O" in p.stdout
+
+
+@pytest.mark.parametrize("script", ["grow.py", "inherit.py", "mix.py", "eval.py", "bench.py", "data/prepare.py",
+                                    "experiments/gstack.py", "experiments/inheritune.py", "experiments/bimix.py"])
+def test_every_script_answers_help(script):
+    p = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and len(p.stdout.splitlines()) >= 5 and not p.stderr, (script, p.stdout, p.stderr)
 
 
 def test_a_missing_device_is_one_line_in_every_script(tmp_path, capsys):
