@@ -138,8 +138,11 @@ MAX_NONTEXT = 0.3  # a file with more than this share of control bytes and inval
 
 
 def matching_files(patterns, exclude=()):
-    """The files that glob patterns (recursive '**' allowed) match, sorted so the order is reproducible."""
-    return sorted({p for pat in patterns for p in glob.glob(os.path.expanduser(pat), recursive=True)
+    """The files that glob patterns (recursive '**' allowed; a folder: every file under it) match, sorted so the
+    order is reproducible."""
+    patterns = [os.path.expanduser(p) for p in patterns]
+    patterns = [os.path.join(p, "**", "*") if os.path.isdir(p) else p for p in patterns]
+    return sorted({p for pat in patterns for p in glob.glob(pat, recursive=True)
                    if os.path.isfile(p) and not any(x in p for x in exclude)})
 
 
@@ -289,7 +292,7 @@ def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, worke
     and how many files were skipped as binary or unreadable and how many large texts were split."""
     os.makedirs(out_dir, exist_ok=True)
     counts = {"train_tokens": 0, "val_tokens": 0, "train_bytes": 0, "val_bytes": 0, "docs": 0, "duplicates": 0,
-              "skipped_binary": 0, "skipped_unreadable": 0, "split_texts": 0}
+              "skipped_binary": 0, "skipped_unreadable": 0, "split_texts": 0, "capped": False}
     seen = set()  # digests of the documents written: exact copies are dropped (8 bytes each, ~60 with the set)
 
     def texts(it):  # files that are not text are counted, not tokenized
@@ -303,6 +306,7 @@ def write_domain(docs, out_dir, tokenizer, dtype, val_fraction, max_bytes, worke
         seen = 0
         for doc in it:
             if max_bytes and seen >= max_bytes:
+                counts["capped"] = True  # said by main(): the domain had more text than it read
                 return
             seen += len(doc[1]) // (4 if len(doc) > 2 else 1)  # docstrings are roughly a quarter of a file
             yield doc
@@ -487,9 +491,19 @@ def _prepare(name, sources, tok_name, val_fraction, max_bytes, workers, out_root
     try:
         domains = {}
         for dom, make_docs in sources.items():
-            counts = write_domain(make_docs(), os.path.join(tmp, dom), tok, dtype, val_fraction, max_bytes,
-                                  workers or os.cpu_count(), desc=f"{name}/{dom}", split_bytes=split_bytes,
-                                  piece_bytes=piece_bytes)
+            def write(split_at, piece):
+                return write_domain(make_docs(), os.path.join(tmp, dom), tok, dtype, val_fraction, max_bytes,
+                                    workers or os.cpu_count(), desc=f"{name}/{dom}", split_bytes=split_at,
+                                    piece_bytes=piece)
+            counts = write(split_bytes, piece_bytes)
+            if val_fraction and split_bytes and counts["docs"] and not counts["val_tokens"]:
+                # too few documents for the val split (a small folder of files): cut the texts into pieces, about
+                # 5 / val_fraction of them (at least 256 bytes each), and write the domain again
+                few, size = counts["docs"], counts["train_bytes"] + counts["val_bytes"]
+                piece = max(256, min(piece_bytes, int(size * val_fraction / 5)))
+                counts = write(piece, piece)
+                print(f"{name}/{dom}: its {few} documents gave no val split, so its texts were cut into "
+                      f"{counts['docs']} documents of about {piece} bytes")
             check_split(dom, counts, val_fraction)
             domains[dom] = counts
         meta = {"tokenizer": tok.name, "vocab_size": tok.n_vocab, "tokenizer_fingerprint": tok.fingerprint,
@@ -568,7 +582,9 @@ def main(argv=None):
               f"docs ({c['duplicates']:,} exact duplicates dropped"
               + (f", {c['split_texts']:,} large text(s) cut into documents" if c["split_texts"] else "")
               + (f", {c['skipped_binary']:,} binary files skipped" if c["skipped_binary"] else "")
-              + (f", {c['skipped_unreadable']:,} unreadable files skipped" if c["skipped_unreadable"] else "") + ")")
+              + (f", {c['skipped_unreadable']:,} unreadable files skipped" if c["skipped_unreadable"] else "") + ")"
+              + (f"; stopped at --max_bytes={a.max_bytes:g} with more text left (--max_bytes=0 reads it all)"
+                 if c.get("capped") else ""))
     return 0
 
 

@@ -89,3 +89,23 @@ def test_a_second_prepare_of_the_same_name_refuses_until_the_first_is_killed(tmp
         holder.wait()
     assert prepare(*args).returncode == 0
     assert sorted(os.listdir(data)) == ["mine"]
+
+
+def test_a_folder_of_a_few_files_becomes_a_dataset_and_a_cap_is_said(tmp_path):
+    """Your own text: --source DOMAIN=<folder> (absolute or not) reads every file under it; 14 files, too few
+    documents for a val split at the default 2%, are cut into smaller documents, saying so; a domain stopped by
+    --max_bytes says that it had more text."""
+    notes = tmp_path / "notes"
+    for i in range(14):
+        (notes / f"sub{i % 3}").mkdir(parents=True, exist_ok=True)
+        (notes / f"sub{i % 3}" / f"note{i}.md").write_text(
+            f"# Note {i}\n\n" + " ".join(f"point {j} of note {i} is about topic {(i * j) % 31}." for j in range(300)))
+    p = prepare("--name=notes", f"--out_root={tmp_path / 'data'}", f"--source=notes={notes}", "--tokenizer=byte")
+    assert p.returncode == 0, p.stderr
+    assert "notes/notes: its 14 documents gave no val split, so its texts were cut into" in p.stdout
+    meta = __import__("json").loads((tmp_path / "data" / "notes" / "meta.json").read_text())["domains"]["notes"]
+    assert meta["val_tokens"] > 0 and meta["docs"] > 14 and not meta["capped"]
+    p = prepare("--name=capped", f"--out_root={tmp_path / 'data'}", f"--source=notes={notes}", "--tokenizer=byte",
+                "--max_bytes=20000", "--val_fraction=0.2")
+    assert p.returncode == 0 and "stopped at --max_bytes=20000 with more text left (--max_bytes=0 reads it all)" \
+        in p.stdout, p.stdout + p.stderr
