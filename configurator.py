@@ -281,7 +281,7 @@ def install_error_hook(script, kinds, folder=lambda: None, then="run it again"):
         msg = user_error_message(err, kinds, folder(), then)
         if msg is None:
             default(kind, err, tb)
-        else:
+        elif os.environ.get("RANK", "0") == "0":  # under torchrun every process refuses alike: one says so
             print(f"{script}: {msg}", file=sys.stderr)
     sys.excepthook = hook
     return hook

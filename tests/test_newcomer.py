@@ -145,3 +145,16 @@ def test_bench_says_up_front_when_it_will_take_long(capsys):
     assert "the first step took 30.0 s, so this benchmark may take up to 55 min" in capsys.readouterr().out
     bench.warn_if_long(0.05, {"warmup": 10, "steps": 20, "rounds": 5}, 2)
     assert capsys.readouterr().out == ""
+
+
+def test_a_refusal_under_torchrun_is_printed_once(tiny_dataset, tmp_path):
+    """Every process refuses alike (here: an out_dir that holds another run's checkpoints); rank 0 alone says so.
+    torchrun's own failure report follows it: that is torchrun's, for any worker that exits non-zero."""
+    from conftest import TINY_RUN, run_train
+    out = tmp_path / "run"
+    run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--max_iters=2"])
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    p = subprocess.run(torchrun + ["train.py", *TINY_RUN, f"--dataset={tiny_dataset}", f"--out_dir={out}"], cwd=REPO,
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert p.returncode != 0
+    assert (p.stdout + p.stderr).count(f"train.py: out_dir={out} holds the checkpoints of an earlier run") == 1
