@@ -502,8 +502,9 @@ def _prepare(name, sources, tok_name, val_fraction, max_bytes, workers, out_root
                 few, size = counts["docs"], counts["train_bytes"] + counts["val_bytes"]
                 piece = max(256, min(piece_bytes, int(size * val_fraction / 5)))
                 counts = write(piece, piece)
-                print(f"{name}/{dom}: its {few} documents gave no val split, so its texts were cut into "
-                      f"{counts['docs']} documents of about {piece} bytes")
+                if counts["docs"] > few:  # (texts a worker computes, such as docstrings, are not cut)
+                    print(f"{name}/{dom}: its {few} documents gave no val split, so its texts were cut into "
+                          f"{counts['docs']} documents of about {piece} bytes")
             check_split(dom, counts, val_fraction)
             domains[dom] = counts
         meta = {"tokenizer": tok.name, "vocab_size": tok.n_vocab, "tokenizer_fingerprint": tok.fingerprint,
