@@ -89,25 +89,27 @@ def _config_from_hf(hf, cfg_file):
     if kind != "llama":
         raise ValueError(f"{cfg_file}: model_type={kind!r} is not supported (only 'gpt2' and 'llama')")
     rope = {**(hf.get("rope_parameters") or {}), **(hf.get("rope_scaling") or {})}  # transformers 4.x / 5.x
-    unsupported = {"rope type": rope.get("rope_type", rope.get("type", "default")),
-                   "hidden_act": hf.get("hidden_act", "silu"),
-                   "head_dim": hf.get("head_dim") or hf["hidden_size"] // hf["num_attention_heads"]}
-    if (unsupported["rope type"] not in (None, "default") or unsupported["hidden_act"] != "silu"
-            or unsupported["head_dim"] != hf["hidden_size"] // hf["num_attention_heads"]):
-        raise ValueError(f"{cfg_file}: this Llama variant is not supported ({unsupported}); nanogrow's llama is "
-                         f"plain RoPE, SiLU and head_dim = hidden_size / num_attention_heads")
-    # HF Llama has attention_bias (q, k, v, o) and mlp_bias (gate, up, down); our one `bias` puts biases in all seven
-    attn, mlp = bool(hf.get("attention_bias", False)), bool(hf.get("mlp_bias", False))
-    if attn != mlp:
-        raise ValueError(f"{cfg_file}: attention_bias={attn} and mlp_bias={mlp} are not supported: nanogrow's llama "
-                         f"has one bias setting for the attention and MLP projections alike, so it loads only a "
-                         f"Llama whose attention_bias and mlp_bias are equal")
+    kind, act = rope.get("rope_type", rope.get("type", "default")), hf.get("hidden_act", "silu")
+    if kind not in ROPE_KEYS or act != "silu":
+        # "dynamic" changes the frequencies with each input's length, which one cached table cannot; "yarn" and
+        # "longrope" are left out: nanogrow's llama knows plain, linear and Llama 3 RoPE
+        raise ValueError(f"{cfg_file}: this Llama variant is not supported (rope type {kind!r}, hidden_act {act!r}); "
+                         f"nanogrow's llama has SiLU and RoPE of type {', '.join(map(repr, ROPE_KEYS))}")
+    heads, attn = hf["num_attention_heads"], bool(hf.get("attention_bias", False))
+    head_dim, mlp = hf.get("head_dim") or hf["hidden_size"] // heads, bool(hf.get("mlp_bias", False))
+    scaling = {"rope_type": kind, **{k: rope[k] for k in ROPE_KEYS[kind]}} if ROPE_KEYS[kind] else None
     return GPTConfig(arch="llama", block_size=hf["max_position_embeddings"], vocab_size=hf["vocab_size"],
-                     n_layer=hf["num_hidden_layers"], n_head=hf["num_attention_heads"],
-                     n_kv_head=hf.get("num_key_value_heads") or hf["num_attention_heads"],
+                     n_layer=hf["num_hidden_layers"], n_head=heads, n_kv_head=hf.get("num_key_value_heads") or heads,
                      n_embd=hf["hidden_size"], intermediate_size=hf["intermediate_size"], bias=attn,
+                     mlp_bias=None if mlp == attn else mlp, rope_scaling=scaling,
+                     head_size=None if head_dim * heads == hf["hidden_size"] else head_dim,
                      tie_embeddings=hf.get("tie_word_embeddings", False), norm_eps=hf.get("rms_norm_eps", 1e-6),
                      rope_theta=hf.get("rope_theta") or rope.get("rope_theta", 10000.0))
+
+
+# the rope types GPTConfig.rope_scaling knows, with the keys each one reads
+ROPE_KEYS = {"default": (), "linear": ("factor",),
+             "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
 
 
 def _rename(k, renames, reverse=False):
@@ -166,7 +168,8 @@ def to_hf(model, path, tokenizer=None):
                   "hidden_size": c.n_embd, "intermediate_size": c.intermediate_size, "num_hidden_layers": c.n_layer,
                   "num_attention_heads": c.n_head, "num_key_value_heads": c.n_kv_head, "hidden_act": "silu",
                   "max_position_embeddings": c.block_size, "rms_norm_eps": c.norm_eps, "rope_theta": c.rope_theta,
-                  "tie_word_embeddings": c.tie_embeddings, "attention_bias": c.bias, "mlp_bias": c.bias}
+                  "tie_word_embeddings": c.tie_embeddings, "attention_bias": c.bias, "head_dim": c.head_dim,
+                  "mlp_bias": c.bias if c.mlp_bias is None else c.mlp_bias, "rope_scaling": c.rope_scaling}
         out = {_rename(k, LLAMA_RENAMES, reverse=True): v for k, v in sd.items()}
         if c.tie_embeddings:
             out.pop("lm_head.weight", None)

@@ -37,6 +37,9 @@ class GPTConfig:
     scale_attn_by_inverse_layer_idx: bool = False  # gpt2: attention logits / (layer_idx+1) (Inheritune)
     gelu_approximate: str = "none"  # gpt2: "none" = exact GELU (nanoGPT's), "tanh" = GPT-2's own (HF's gelu_new)
     rope_theta: float = 10000.0     # llama
+    rope_scaling: dict = None       # llama: Hugging Face's rope_scaling, rope_type "linear" or "llama3" (Llama 3.x)
+    head_size: int = None           # llama: each head's size when it is not n_embd / n_head (HF head_dim)
+    mlp_bias: bool = None           # llama: biases in the MLP; None = as `bias` (HF attention_bias / mlp_bias)
     norm_eps: float = 1e-5
 
     def __post_init__(self):
@@ -53,13 +56,18 @@ class GPTConfig:
 
     @property
     def head_dim(self):
-        return self.n_embd // self.n_head
+        return self.head_size or self.n_embd // self.n_head
 
     def _check(self):
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "intermediate_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"GPTConfig.{name}={getattr(self, name)}: must be a positive integer")
-        if self.n_embd % self.n_head != 0:
+        if self.arch == "gpt2" and (self.rope_scaling, self.head_size, self.mlp_bias) != (None, None, None):
+            raise ValueError("GPTConfig: rope_scaling, head_size and mlp_bias are llama settings")
+        if (self.rope_scaling or {}).get("rope_type", (self.rope_scaling or {}).get("type")) not in (None, "default",
+                                                                                                   "linear", "llama3"):
+            raise ValueError(f"GPTConfig.rope_scaling={self.rope_scaling}: rope_type must be 'linear' or 'llama3'")
+        if self.head_size is None and self.n_embd % self.n_head != 0:
             raise ValueError(f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
                              f"pick n_head among the divisors of n_embd")
         if self.n_head % self.n_kv_head != 0:
@@ -85,9 +93,27 @@ def rope_cache(config):
     """cos, sin of shape (block_size, head_dim) for the 'rotate half' RoPE layout used by HF Llama."""
     hd = config.head_dim
     inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))  # (hd/2,)
+    inv_freq = scale_rope(inv_freq, config.rope_scaling or {})
     angles = torch.outer(torch.arange(config.block_size, dtype=torch.float32), inv_freq)      # (T, hd/2)
     angles = torch.cat([angles, angles], dim=-1)                                               # (T, hd)
     return angles.cos(), angles.sin()
+
+
+def scale_rope(inv_freq, s):
+    """HF's rope_scaling, for a context longer than the one trained: "linear" slows every frequency by `factor`;
+    "llama3" (Llama 3.1) slows the low ones (wavelength above original_max_position_embeddings / low_freq_factor) by
+    `factor`, keeps the high ones (below original_max_position_embeddings / high_freq_factor), blends in between."""
+    kind = s.get("rope_type", s.get("type", "default"))
+    if kind == "linear":
+        return inv_freq / s["factor"]
+    if kind != "llama3":
+        return inv_freq
+    factor, lo, hi = s["factor"], s["low_freq_factor"], s["high_freq_factor"]
+    ctx = s["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    smooth = (ctx / wavelen - lo) / (hi - lo)  # 0 at wavelength ctx / lo, 1 at ctx / hi
+    blended = (1 - smooth) * inv_freq / factor + smooth * inv_freq
+    return torch.where(wavelen > ctx / lo, inv_freq / factor, torch.where(wavelen < ctx / hi, inv_freq, blended))
 
 
 def apply_rope(x, cos, sin):
@@ -113,7 +139,7 @@ class Attention(nn.Module):
             self.scale /= layer_idx + 1
 
     def forward(self, x, rope=None):
-        B, T, C = x.shape
+        B, T, _ = x.shape
         q, k, v = self.project_qkv(x)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)     # (B, nh, T, hd)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, nkv, T, hd)
@@ -124,7 +150,7 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale,
                                            dropout_p=self.dropout if self.training else 0.0,
                                            enable_gqa=self.n_kv_head != self.n_head)
-        y = y.transpose(1, 2).contiguous().view(B, T, C)                              # (B, T, C)
+        y = y.transpose(1, 2).contiguous().view(B, T, -1)                             # (B, T, nh * hd)
         return self.o_proj(y)
 
     def project_qkv(self, x):
@@ -152,7 +178,8 @@ def is_plain_linear(m):
 class MLP(nn.Module):
     def __init__(self, config):
         super().__init__()
-        d, h, bias = config.n_embd, config.intermediate_size, config.bias
+        d, h = config.n_embd, config.intermediate_size
+        bias = config.bias if config.mlp_bias is None else config.mlp_bias
         self.llama = config.arch == "llama"
         self.gelu_approximate = config.gelu_approximate
         self.up_proj = nn.Linear(d, h, bias=bias)
@@ -243,11 +270,12 @@ class GPT(nn.Module):
         return n
 
     def flops_per_token(self, seq_len=None):
-        """Training FLOPs per token, forward + backward: 6N + 12*L*C*T (PaLM appendix B), where N counts every
-        matmul weight: the body and the LM head (an embedding lookup is no matmul)."""
+        """Training FLOPs per token, forward + backward: 6N + 12*L*C*T (PaLM appendix B; C = n_head * head_dim),
+        where N counts every matmul weight: the body and the LM head (an embedding lookup is no matmul)."""
         c = self.config
         T = seq_len or c.block_size
-        return 6 * (self.num_params(non_embedding=True) + c.n_embd * c.vocab_size) + 12 * c.n_layer * c.n_embd * T
+        attn = 12 * c.n_layer * c.n_head * c.head_dim * T  # q @ k^T and scores @ v, forward and backward
+        return 6 * (self.num_params(non_embedding=True) + c.n_embd * c.vocab_size) + attn
 
     def estimate_mfu(self, tokens_per_iter, dt, peak_flops=None, seq_len=None):
         """Model FLOPs utilisation: achieved FLOP/s over the device's dense bf16 peak (None when unknown, e.g. CPU)."""

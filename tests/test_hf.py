@@ -43,14 +43,20 @@ def real_text():
             + "  <|endoftext|> after the end  <|endoftext|><|endoftext|>\n  ")
 
 
-# 14 variants: every combination each side can express (the issue counted 13; + GPT-2's tanh GELU)
+LLAMA3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+          "original_max_position_embeddings": 8}  # head_dim 8: wavelengths 6.3 (blended), 63, 628, 6283 (slowed)
+# 19 variants: every combination each side can express, and the Llama settings of current checkpoints (Llama 3.x
+# rope scaling, linear rope scaling, biases in the attention or the MLP alone, a head size other than n_embd/n_head)
 VARIANTS = [("gpt2", {}), ("gpt2", {"bias": True}), ("gpt2", {"tie_embeddings": False}),
             ("gpt2", {"tie_embeddings": False, "bias": True}), ("gpt2", {"scale_attn_by_inverse_layer_idx": True}),
             ("gpt2", {"scale_attn_by_inverse_layer_idx": True, "tie_embeddings": False, "bias": True}),
             ("gpt2", {"n_head": 2, "intermediate_size": 48}), ("gpt2", {"gelu_approximate": "tanh", "bias": True}),
             ("llama", {}), ("llama", {"tie_embeddings": True}), ("llama", {"bias": True}),
             ("llama", {"bias": True, "tie_embeddings": True}), ("llama", {"n_kv_head": 4, "rope_theta": 500000.0}),
-            ("llama", {"n_kv_head": 1, "intermediate_size": 40})]
+            ("llama", {"n_kv_head": 1, "intermediate_size": 40}), ("llama", {"rope_scaling": LLAMA3}),
+            ("llama", {"rope_scaling": {"rope_type": "linear", "factor": 4.0}}),
+            ("llama", {"bias": True, "mlp_bias": False}), ("llama", {"mlp_bias": True}),
+            ("llama", {"head_size": 16, "rope_scaling": LLAMA3})]
 
 
 # --- export and import, both ways, against transformers ---------------------------------------------------------

@@ -238,7 +238,8 @@ def test_mfu_uses_the_devices_own_peak():
 
 
 def test_hf_llama_rope_settings_read_from_either_config_layout(tmp_path):
-    """transformers 5 keeps rope_theta inside rope_parameters; scaled RoPE variants are refused, not misread."""
+    """transformers 5 keeps rope_theta inside rope_parameters; RoPE variants the model lacks are refused, not
+    misread."""
     m = tiny("llama", rope_theta=500000.0).eval()
     to_hf(m, str(tmp_path))
     cfg = json.load(open(tmp_path / "config.json"))
@@ -246,25 +247,42 @@ def test_hf_llama_rope_settings_read_from_either_config_layout(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     x = torch.randint(0, 101, (1, 16))
     torch.testing.assert_close(from_hf(str(tmp_path))(x)[0], m(x)[0], rtol=0, atol=1e-6)
-    cfg["rope_parameters"]["rope_type"] = "llama3"
-    (tmp_path / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match="this Llama variant is not supported.*'llama3'"):
-        from_hf(str(tmp_path))
+    for kind in ("dynamic", "yarn"):
+        cfg["rope_parameters"]["rope_type"] = kind
+        (tmp_path / "config.json").write_text(json.dumps(cfg))
+        with pytest.raises(ValueError, match=f"this Llama variant is not supported.*'{kind}'"):
+            from_hf(str(tmp_path))
 
 
 def test_hf_settings_nanogrow_cannot_express_are_refused(tmp_path):
     """Either direction: a setting the other side has no place for is an error, never silently dropped."""
     with pytest.raises(ValueError, match="Llama model has scale_attn_by_inverse_layer_idx"):
         to_hf(tiny("llama", scale_attn_by_inverse_layer_idx=True), str(tmp_path / "llama"))
-    to_hf(tiny("llama", bias=True), str(tmp_path / "llama"))
-    cfg = json.load(open(tmp_path / "llama" / "config.json"))
-    for attn, mlp in ((True, False), (False, True)):  # one bias flag here: HF's two must agree, and are named
-        (tmp_path / "llama" / "config.json").write_text(json.dumps(dict(cfg, attention_bias=attn, mlp_bias=mlp)))
-        with pytest.raises(ValueError, match=f"attention_bias={attn} and mlp_bias={mlp} are not supported"):
-            from_hf(str(tmp_path / "llama"))
+    x = torch.randint(0, 101, (1, 16))
+    for kw in ({"bias": True, "mlp_bias": False}, {"mlp_bias": True}, {"head_size": 16}):  # HF's settings, read back
+        m = tiny("llama", **kw).eval()
+        to_hf(m, str(tmp_path / "llama"))
+        cfg = json.load(open(tmp_path / "llama" / "config.json"))
+        assert (cfg["attention_bias"], cfg["mlp_bias"], cfg["head_dim"]) == (
+            m.config.bias, m.config.mlp_bias if m.config.mlp_bias is not None else m.config.bias, m.config.head_dim)
+        torch.testing.assert_close(from_hf(str(tmp_path / "llama"))(x)[0], m(x)[0], rtol=0, atol=0)
     to_hf(tiny("gpt2"), str(tmp_path / "gpt2"))
     cfg = json.load(open(tmp_path / "gpt2" / "config.json"))
     for key, value in (("activation_function", "relu"), ("scale_attn_weights", False)):
         (tmp_path / "gpt2" / "config.json").write_text(json.dumps(dict(cfg, **{key: value})))
         with pytest.raises(ValueError, match=f"this GPT-2 variant is not supported.*{value!r}"):
             from_hf(str(tmp_path / "gpt2"))
+
+
+def test_llama3_and_linear_rope_scaling_give_transformers_frequencies():
+    """Inverse frequencies for head_dim 8, theta 1e4, as transformers 5.25 computes them (its
+    _compute_llama3_parameters, printed): the fastest one (wavelength 6.3, between 8/4 and 8/1) blended, the
+    three slower ones divided by the factor 8; linear divides all of them."""
+    from model import scale_rope
+    base = 1.0 / (10000 ** (torch.arange(0, 8, 2, dtype=torch.float32) / 8))  # 1, 0.1, 0.01, 0.001
+    llama3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 8}
+    torch.testing.assert_close(scale_rope(base, llama3), torch.tensor([0.204694852, 0.0125, 0.00125, 0.000125]),
+                               rtol=1e-7, atol=0)
+    torch.testing.assert_close(scale_rope(base, {"rope_type": "linear", "factor": 4.0}), base / 4, rtol=0, atol=0)
+    assert scale_rope(base, {}) is base
