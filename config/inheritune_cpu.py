@@ -1,12 +1,12 @@
-# Inheritune, CPU scale (Sanyal et al. 2024; docs/papers.md sec. 2): the paper's headline comparison in minutes on a
-# laptop (is a half-depth model that inherits the first L/2 blocks of a trained reference, trained T steps, at least
-# as good as the same model from scratch trained 2T steps?) and the paper's search for n. This file is the
-# reference, L = 8 layers trained T = max_iters steps; the experiment derives the other arms from it.
+# Inheritune, CPU scale (Sanyal et al. 2024; docs/papers.md sec. 2): the paper's headline comparison on a laptop
+# (is a half-depth model that inherits the first L/2 blocks of a trained reference, trained T steps, at least as
+# good as the same model from scratch trained 2T steps?), the search for n, the sub-block ablation and the gap
+# against T. This file is the reference, L = 8 layers trained T = max_iters steps; the experiment derives the arms.
 #   python data/prepare.py --tokenizer=byte --name=pybytes                       # once: the byte-level corpus
-#   python experiments/inheritune.py --scale cpu --arms reference,inherit,scratch_T,scratch_2T,search --seeds 2
-#   python train.py config/inheritune_cpu.py --out_dir=out/inheritune_cpu_ref     # the reference alone
-# Sizes: bytes (vocab 256), so the transformer body, not a 50K-token LM head, dominates the compute; 128 wide,
-# 4 heads, context 128, and T = 1.6M tokens, so every arm of a seed, search included, fits 20 minutes on a 2-core CPU.
+#   python experiments/inheritune.py --scale cpu --seeds 3                       # every arm, about 17 min a seed
+#   python experiments/inheritune.py --scale cpu --seeds 3 --gap 0.25,0.5,1,2    # the gap against T
+# Sizes, chosen from a pilot (docs/results.md): bytes (vocab 256), so the body, not the LM head, is the compute;
+# 64 wide and context 64, so the reference is trained long enough to beat half its depth from scratch at T.
 
 dataset = "pybytes"
 device = "cpu"
@@ -14,21 +14,23 @@ compile = False
 dtype = "float32"
 arch = "gpt2"                   # the paper's
 vocab_size = 256                # the byte tokenizer: a BPE dataset is refused (its ids do not fit)
+n_embd = 64
+block_size = 64
 n_layer = 8                     # L; the inherited and scratch models have L/2 = 4
 bias = False                    # the paper's
 dropout = 0.0                   # the paper's
 scale_attn_by_inverse_layer_idx = True  # the paper's
 gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU
-batch_size = 16                 # 2048 tokens per step
-max_iters = 768                 # T: 1,572,864 tokens
-learning_rate = 3e-3
-min_lr = 3e-4
+batch_size = 32                 # 2048 tokens per step
+max_iters = 2048                # T: 4,194,304 tokens
+learning_rate = 1e-2            # the best of 3e-3, 6e-3, 1e-2, 2e-2 in the pilot
+min_lr = 1e-3
 warmup_iters = 50
 weight_decay = 0.1              # the paper's
 beta1 = 0.9                     # the paper's
 beta2 = 0.95                    # the paper's
 grad_clip = 1.0                 # the paper's
-eval_interval = 64              # T is a multiple: every arm and search round is evaluated at T (and 2T)
+eval_interval = 256             # T is a multiple: every arm and search round is evaluated at T (and 2T)
 eval_iters = 8                  # 16K val bytes per domain, the same batches for every run and seed
 log_interval = 32
 keep_checkpoints = 1

@@ -5,25 +5,25 @@
 #   python data/prepare.py --tokenizer=byte --name=pybytes                       # once: the byte-level corpus
 #   python tools/gpu_jobs.py --only inheritune                              # job 3 of the GPU runner
 #   python experiments/inheritune.py --scale gpu --arms reference,inherit,scratch_T,scratch_2T   # by hand
-# Sizes: the cpu scale's corpus, arms and depth with a model 4x as wide (512, heads of 64; 15x the FLOPs per token),
-# context 256 and 13x the tokens, so the four arms fit 8 minutes of one H100; LR: the cpu scale's 3e-3 x
-# sqrt(128 / 512). Device, dtype and compile are train.py's defaults (a --device=cpu dry run works).
+# Sizes: the cpu scale's corpus, arms and depth with a model 4x as wide (256, heads of 64; 16x the FLOPs per token),
+# context 256 and 8x the tokens, so the four arms fit 8 minutes of one H100; LR: the cpu scale's 1e-2 x
+# sqrt(64 / 256). Device, dtype and compile are train.py's defaults (a --device=cpu dry run works).
 
 dataset = "pybytes"
 arch = "gpt2"                   # the paper's
 vocab_size = 256                # the byte tokenizer: a BPE dataset is refused (its ids do not fit)
 n_layer = 8                     # L; the inherited and scratch models have L/2 = 4
-n_head = 8
-n_embd = 512
+n_head = 4
+n_embd = 256
 bias = False                    # the paper's
 dropout = 0.0                   # the paper's
 scale_attn_by_inverse_layer_idx = True  # the paper's
 gelu_approximate = "tanh"       # the official GPT-2 model's tanh GELU
 block_size = 256
 batch_size = 128                # 32,768 tokens per step, one micro-batch
-max_iters = 640                 # T: 20,971,520 tokens
-learning_rate = 1.5e-3
-min_lr = 1.5e-4
+max_iters = 1024                # T: 33,554,432 tokens
+learning_rate = 5e-3
+min_lr = 5e-4
 warmup_iters = 50
 weight_decay = 0.1              # the paper's
 beta1 = 0.9                     # the paper's

@@ -146,8 +146,9 @@ def seed_run(args, k, seed):
 # -------------------------------------------------------------------------------------------------------------
 # Runs
 
-def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
-    """Run train.py with argv (paths from the repo root) into run_dir, teed to train.log: "done", "ran" or "dry"."""
+def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print, same_as=None):
+    """Run train.py with argv (paths from the repo root) into run_dir, teed to train.log: "done", "ran" or "dry".
+    same_as: an arm's folder that may hold this very run (the same settings, finished): then it is copied."""
     from runs import checkpoint_paths, is_done, run_logged, stale_source  # torch: not imported for --help
     argv = list(argv) + [f"--out_dir={run_dir}"]
     last = final_iter(resolve(argv))
@@ -168,6 +169,10 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
     if is_done(run_dir, last):
         log(f"[{name}] finished earlier (evaluated at iter {last}): reusing {run_dir}")
         return "done"
+    if record is None and not dry_run and same_run(same_as, argv, last):
+        copy_run(same_as, run_dir, dict(arm=name, argv=argv, last_iter=last, wall_s=0.0, same_as=same_as))
+        log(f"[{name}] {same_as} is this run (the same settings, finished): copied, not trained again")
+        return "done"
     cmd = list(launcher) + ["train.py"] + argv + (["--init_from=resume"] if checkpoint_paths(run_dir) else [])
     log(f"[{name}] {'resuming' if checkpoint_paths(run_dir) else 'running'}: {shlex.join(cmd)}")
     if dry_run:
@@ -185,6 +190,28 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print):
         raise SystemExit(f"arm {name}: train.py ended without an evaluation at iter {last} (stopped by a signal?); "
                          f"see {run_dir}/train.log. Rerun the same command to resume it from its last checkpoint")
     return "ran"
+
+
+def same_run(src, argv, last):
+    """Whether the arm in folder src finished the run that argv describes: every resolved setting but out_dir equal."""
+    from runs import is_done
+    if not src or not os.path.isfile(os.path.join(src, "arm.json")) or not is_done(src, last):
+        return False
+    with open(os.path.join(src, "arm.json")) as f:
+        theirs = resolve(json.load(f)["argv"])
+    return {**theirs, "out_dir": None} == {**resolve(argv), "out_dir": None}
+
+
+def copy_run(src, dst, record):
+    """A finished run folder copied to dst, with dst's arm.json (record) and out_dir in its config.json."""
+    import shutil
+    shutil.copytree(src, dst, dirs_exist_ok=True)
+    with open(os.path.join(dst, "arm.json"), "w") as f:
+        json.dump(record, f, indent=2)
+    with open(os.path.join(dst, "config.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(dict(cfg, out_dir=dst), f, indent=2)
 
 
 def dataset_meta(name):
@@ -278,10 +305,11 @@ def md_table(headers, rows, align=None):
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def finish(args, title, sections, data, summary, plot_name, series, panels, target=None, plot_title=None):
+def finish(args, title, sections, data, summary, plot_name, series, panels, target=None, plot_title=None, draw=None):
     """The end of an experiment script: the plot of the runs over seeds, series {arm: [run_dir per seed]}
-    (eval.plot_curves; target: a loss to draw), results.json and results.md (write_results), the summary lines
-    and where the results are, printed. Returns data, with the plot's path (None when not drawn) and a note."""
+    (eval.plot_curves; target: a loss to draw; or draw(png path) instead), results.json and results.md
+    (write_results), the summary lines and where the results are, printed. Returns data, with the plot's path
+    (None when not drawn) and a note."""
     import eval as ev
     from runs import read_evals
     runs = {}
@@ -291,11 +319,11 @@ def finish(args, title, sections, data, summary, plot_name, series, panels, targ
                 runs.setdefault(arm, []).append(read_evals(d, log=lambda *a: None))
             except (FileNotFoundError, ValueError):
                 pass
-    png = os.path.join(args.out, plot_name) if runs else None
-    note = f"plot: {plot_name}" if runs else "no finished runs to plot"
+    png = os.path.join(args.out, plot_name) if runs or draw else None
+    note = f"plot: {plot_name}" if png else "no finished runs to plot"
     try:
         if png:
-            ev.plot_curves(png, runs, panels, target, plot_title)
+            (draw or (lambda path: ev.plot_curves(path, runs, panels, target, plot_title)))(png)
     except ev.EvalError:
         png, note = None, ("no plot: matplotlib is not installed (pip install matplotlib, then rerun: finished arms "
                            "are reused)")

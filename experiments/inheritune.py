@@ -4,15 +4,17 @@ blocks of a trained reference (plus its token embeddings and LM head), trained T
 match a same-size model trained from scratch for 2T steps?
 
     python experiments/inheritune.py --scale tiny --dataset data/<name>    # seconds on a CPU (pipeline check)
-    python experiments/inheritune.py --scale cpu --seeds 2 --arms reference,inherit,scratch_T,scratch_2T,search
+    python experiments/inheritune.py --scale cpu --seeds 3                 # every arm below
+    python experiments/inheritune.py --scale cpu --seeds 3 --gap 0.25,0.5,1   # the gap against T
 
 config/inheritune_<scale>.py is the reference (L = n_layer layers, T steps); n = L // 2. Arms: reference, inherit,
 scratch_T, scratch_2T (n layers from scratch), search (inherit.search: n = L/2, L/2 + 2, ... until one matches the
 reference) and ablation_<preset> (--inherit_parts=attn+norm, mlp+norm or attn+mlp). Outputs in --out: one folder
-per arm, results.json, results.md (losses, the search rounds, each claim and in how many seeds it held),
-loss_curves.png. Finished arms are reused, interrupted ones resumed.
+per arm, results.json, results.md (losses, the search rounds, each claim and in how many seeds it held, the
+attention rank per layer), loss_curves.png. Finished arms are reused, interrupted ones resumed.
 """
 
+import copy
 import os
 import shlex
 import sys
@@ -20,6 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from experiments import common  # noqa: E402
+import grow  # noqa: E402
 import inherit  # noqa: E402
 from runs import run_logged  # noqa: E402
 
@@ -27,6 +30,7 @@ PRESETS = [p for p in inherit.PRESETS if p != "all"]  # full, attn+norm, mlp+nor
 ARMS = ["reference", "inherit", "scratch_T", "scratch_2T", "search"] + [f"ablation_{p}" for p in PRESETS]
 ALIASES = {"ablation_full": "inherit"}
 DEPENDS = {a: ["reference"] for a in ARMS if a not in ("reference", "scratch_T", "scratch_2T")}
+HEADLINE = ["reference", "inherit", "scratch_T", "scratch_2T"]  # the arms --gap runs at every T
 
 
 def arm_args(arm, s, ref_dir):
@@ -101,9 +105,14 @@ def run_seed(args, s, k, seed):
         if arm == "search":
             search = run_search(args, ref_dir, common.final_iter(s), out)
         else:
+            same = (getattr(args, "same_as", None) or {}).get(arm)  # --gap: a run another T has already made
+            same = same and os.path.join(same if k == 0 else os.path.join(same, f"seed{seed}"), arm_same[arm])
             common.run_arm(arm if k == 0 else f"{arm} seed {seed}", os.path.join(out, ALIASES.get(arm, arm)),
-                           base + arm_args(arm, s, ref_dir), args.launcher, args.env, args.dry_run)
+                           base + arm_args(arm, s, ref_dir), args.launcher, args.env, args.dry_run, same_as=same)
     return out, search
+
+
+arm_same = {"scratch_T": "scratch_2T"}  # scratch at T = 2T' is scratch_2T of T': the same settings
 
 
 def analyse(args, s, out, search):
@@ -124,7 +133,37 @@ def analyse(args, s, out, search):
     md = common.md_table(["arm", "layers", "steps", "init"] + [f"val {d}" for d in domains]
                          + ["val loss (mean)", "val bpb", "tokens", "FLOPs"], table,
                          ["---", "---:", "---:", "---"] + ["---:"] * (len(domains) + 4)) if rows else None
+    for a in [a for a in HEADLINE if a in rows]:
+        rows[a]["max_rank"] = attention_ranks(rows[a]["run_dir"], s)
     return rows, claims(rows, s, search), md
+
+
+def attention_ranks(run_dir, s):
+    """MaxRank per layer (inherit.attention_rank, the paper's tau = 0.9: the fewest singular values holding 90% of
+    an attention matrix's energy, max over heads) of a run's final model on 100 val sequences of min(100,
+    block_size) tokens. The paper: a deep reference's later layers fall toward rank 1 ("lazy")."""
+    from data.loader import dataset_dir
+    from runs import find_checkpoint
+    model = grow.load_model(find_checkpoint(run_dir, log=lambda *a: None)[0])
+    tokens = inherit.sample_sequences(dataset_dir(s["dataset"]), 100, min(100, model.config.block_size),
+                                      vocab_size=model.config.vocab_size)
+    return [round(r, 2) for r in inherit.max_rank(inherit.attention_rank(model, tokens)).tolist()]
+
+
+def rank_markdown(results, seq_len):
+    """The attention-rank table: per arm, MaxRank of each layer (mean over seeds) and the lazy layers."""
+    rows = []
+    for a in [a for a in HEADLINE if all(a in r and "max_rank" in r[a] for r in results)]:
+        per = [r[a]["max_rank"] for r in results]
+        mean = [sum(x) / len(x) for x in zip(*per)]
+        lazy = [sum(x <= 1.0 for x in ranks) for ranks in per]
+        rows.append([a, len(mean), ", ".join(f"{x:.1f}" for x in mean), " / ".join(map(str, lazy))])
+    if not rows:
+        return None
+    return (f"## Attention rank (\"more attentive\")\n\nMaxRank of each layer (layer 0 first; out of T = {seq_len} "
+            f"tokens, tau = 0.9, 100 val sequences), mean over {len(results)} seed(s); a lazy layer has MaxRank 1. "
+            "The paper: the deep reference's later layers degenerate toward rank 1, the small models keep full-rank "
+            "attention.\n\n" + common.md_table(["arm", "layers", "MaxRank per layer", "lazy layers per seed"], rows))
 
 
 def aggregate(results, seeds, s):
@@ -164,13 +203,27 @@ def aggregate(results, seeds, s):
     return md, data, lines
 
 
+def options(p):
+    """inheritune.py's own options, beside experiments/common.py's."""
+    p.add_argument("--gap", default=None, metavar="F1,F2,...",
+                   help="the gap against T: run reference, inherit, scratch_T and scratch_2T at T = F x the config's "
+                        "T for each factor F (F = 1 in --out itself, the others in <out>/T<steps>/) and write "
+                        "inherit - scratch_2T and reference - scratch_T per T to <out>/gap/")
+
+
 def main(argv=None):
-    args = common.parse(argv, "inheritune", ARMS, __doc__)
+    args = common.parse(argv, "inheritune", ARMS, __doc__, options=options)
     s = args.settings
     if s["n_layer"] < 2:
         raise SystemExit(f"experiments/inheritune.py: the reference needs >= 2 layers (n_layer={s['n_layer']})")
     if s["init_from"] != "scratch" or s["grow_at_tokens"]:
         raise SystemExit("experiments/inheritune.py: the config must train the reference from scratch without growth")
+    return gap_against_T(args) if args.gap else run(args)
+
+
+def run(args):
+    """Every requested arm for every seed, then the tables, claims, attention ranks and plot (common.finish)."""
+    s = args.settings
     T = common.final_iter(s)
     ran = common.each_seed(args, lambda k, seed: run_seed(args, s, k, seed))
     if args.dry_run:
@@ -191,6 +244,7 @@ def main(argv=None):
         if sr is not None:
             sections.append(f"### Inheritune search (inherit.search){'' if not many else f', seed {args.seed_list[k]}'}"
                             "\n\n" + inherit.search_markdown(sr).split("\n", 2)[2])
+    sections.insert(3 if many else 2, rank_markdown([r[0] for r in results], min(100, s["block_size"])))
     series = {a: [r[0][a]["run_dir"] for r in results] for a in rows}
     if search is not None:
         for rnd in search["rounds"]:
@@ -205,6 +259,75 @@ def main(argv=None):
     return common.finish(args, "Inheritune: inherited small model vs reference and scratch", sections, data,
                          summary_lines, "loss_curves.png", series, [("tokens", "tokens"), ("training FLOPs", "flops")],
                          plot_title=f"{len(ran)} seed(s) (first solid, others dashed)")
+
+
+def gap_against_T(args):
+    """--gap: the headline arms at T = F x the config's T for each factor F, then per T and seed the two gaps:
+    inherit - scratch_2T (< 0: inheriting beats training twice as long, the paper's headline) and reference -
+    scratch_T (< 0: the reference is the better model at T, the paper's premise). Writes <out>/gap/."""
+    T0, table, gaps, roots = common.final_iter(args.settings), [], {}, {}
+    for f in sorted({float(x) for x in args.gap.split(",")}):
+        sub, T = copy.copy(args), round(f * T0)
+        sub.arm_list, sub.gap = HEADLINE, None
+        if T != T0:  # F = 1 is the main run's own folder, so its arms are shared
+            sub.overrides = args.overrides + [f"--max_iters={T}", "--max_tokens=0"]
+            sub.out, sub.settings = os.path.join(args.out, f"T{T}"), common.resolve([args.config] + sub.overrides)
+        roots[T] = sub.out
+        sub.same_as = {"scratch_T": roots.get(T // 2)} if T % 2 == 0 else {}
+        res = run(sub)
+        if res is None:  # --dry_run
+            continue
+        loss = [{a: r["val_loss_mean"] for a, r in seed["arms"].items()} for seed in res["per_seed"].values()]
+        g = gaps[T] = {"tokens": T * common.tokens_per_iter(sub.settings),
+                       "inherit_minus_scratch_2T": [x["inherit"] - x["scratch_2T"] for x in loss],
+                       "reference_minus_scratch_T": [x["reference"] - x["scratch_T"] for x in loss],
+                       "scratch_gain_T_to_2T": [1 - x["scratch_2T"] / x["scratch_T"] for x in loss]}
+        held = sum(x <= 0 for x in g["inherit_minus_scratch_2T"])
+        table.append([f"{T:,}", f"{g['tokens']:,}", common.fmt_spread(g["inherit_minus_scratch_2T"], "+.4f"),
+                      f"{held} of {len(loss)}", common.fmt_spread(g["reference_minus_scratch_T"], "+.4f"),
+                      common.fmt_spread(g["scratch_gain_T_to_2T"], ".1%")])
+    if args.dry_run:
+        return None
+    summary = [f"T={T}: inherit - scratch_2T {common.fmt_spread(g['inherit_minus_scratch_2T'], '+.4f')}, reference "
+               f"- scratch_T {common.fmt_spread(g['reference_minus_scratch_T'], '+.4f')} nats" for T, g in gaps.items()]
+    md = ("Per T, each seed's difference of final mean val losses (nats), then mean [min, max] over seeds. "
+          "inherit - scratch_2T < 0: the inherited L/2 layers trained T steps beat L/2 layers from scratch trained 2T "
+          "(the paper's headline); reference - scratch_T < 0: the L-layer reference is the better model at T (the "
+          "paper's premise); scratch gain: how much L/2 layers from scratch still gain from T to 2T (the paper: "
+          "1.3-4.3%).\n\n" + common.md_table(["T (steps)", "tokens", "inherit - scratch_2T", "inherit <= scratch_2T",
+                                               "reference - scratch_T", "scratch gain T -> 2T"], table))
+    out = copy.copy(args)
+    out.out = os.path.join(args.out, "gap")
+    return common.finish(out, "Inheritune: the gap against T", [md, common.seeds_note(args.seed_list)],
+                         {"gaps": gaps}, summary, "gap_vs_T.png", {}, None, draw=lambda path: plot_gap(path, gaps))
+
+
+def plot_gap(path, gaps):
+    """The two gaps against T's tokens: mean over seeds, a bar from the lowest to the highest seed."""
+    import eval as ev
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ev.EvalError("plotting needs matplotlib") from None
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    x = [g["tokens"] for g in gaps.values()]
+    for i, (key, label) in enumerate((("inherit_minus_scratch_2T", "inherited at T - scratch at 2T"),
+                                      ("reference_minus_scratch_T", "reference - scratch, both at T"))):
+        vals = [g[key] for g in gaps.values()]
+        mean = [sum(v) / len(v) for v in vals]
+        ax.errorbar(x, mean, yerr=[[m - min(v) for m, v in zip(mean, vals)], [max(v) - m for m, v in zip(mean, vals)]],
+                    color=f"C{i}", marker="o", capsize=3, label=label)
+    ax.axhline(0, color="gray", lw=0.8, ls="--")
+    ax.set(xscale="log", xlabel="T (tokens)", ylabel="val loss difference (nats); < 0: first is better")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
 
 if __name__ == "__main__":
     common.exit_on_sigterm()

@@ -143,6 +143,11 @@ def test_inheritune_pipeline(runs):
     assert rnd["val_loss"] == last_eval(rnd["run_dir"])["val_loss_mean"]
     assert rnd["matched"] == (rnd["val_loss"] <= arms["reference"]["val_loss_mean"])
     assert "Inheritune search" in (out / "results.md").read_text()
+    # attention rank per layer (the paper's "more attentive"): one MaxRank per layer, between 1 and T = block_size
+    for arm, layers in (("reference", 4), ("inherit", 2), ("scratch_T", 2)):
+        ranks = arms[arm]["max_rank"]
+        assert len(ranks) == layers and all(1 <= r <= 32 for r in ranks), (arm, ranks)
+    assert "| inherit | 2 |" in (out / "results.md").read_text().split("## Attention rank")[1]
     # the reference trained further: the arm inherited from it is out of date, and is not silently reused
     subprocess.run([sys.executable, "train.py", f"--out_dir={out / 'reference'}", "--init_from=resume",
                     "--max_iters=40", "--eval_interval=10"], cwd=REPO, check=True, capture_output=True)
@@ -334,6 +339,27 @@ def test_gpu_arms_are_valid_train_settings(tmp_path, capsys):
     assert (f"--n_embd={g['n_embd'] // 2} --n_head={g['n_head'] // 2} --intermediate_size="
             f"{gstack.intermediate(g) // 2}") in printed                      # widthwise: half width, head_dim kept
     assert f"--n_layer={ref['n_layer'] // 2} --max_iters={2 * common.final_iter(ref)}" in printed  # scratch_2T
+
+
+def test_inheritune_gap_against_T(tmp_path, tiny_dataset):
+    """--gap runs the headline arms at each T (F = 1 in --out itself) and reports, per T and seed, inherit -
+    scratch_2T and reference - scratch_T from the arms' own final losses."""
+    from experiments import inheritune
+    out = tmp_path / "gap"
+    data = inheritune.main(["--scale", "tiny", "--out", str(out), "--dataset", tiny_dataset, "--gap", "0.5,1",
+                            "--max_iters=20", "--eval_interval=5"])
+    assert sorted(data["gaps"]) == [10, 20] and sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "T10", "gap", "inherit", "reference", "scratch_2T", "scratch_T"]
+    for T, run in ((10, out / "T10"), (20, out)):
+        loss = {a: last_eval(run / a)["val_loss_mean"] for a in inheritune.HEADLINE}
+        assert last_eval(run / "scratch_2T")["iter"] == 2 * T
+        assert data["gaps"][T]["inherit_minus_scratch_2T"] == [loss["inherit"] - loss["scratch_2T"]]
+        assert data["gaps"][T]["reference_minus_scratch_T"] == [loss["reference"] - loss["scratch_T"]]
+    assert "| 10 | 2,560 |" in (out / "gap" / "results.md").read_text()
+    # scratch at T = 20 is scratch_2T of T = 10 (the same settings): copied, not trained again
+    arm = json.loads((out / "scratch_T" / "arm.json").read_text())
+    assert arm["same_as"] == str(out / "T10" / "scratch_2T") and arm["wall_s"] == 0.0
+    assert read_metrics(out / "scratch_T") == read_metrics(out / "T10" / "scratch_2T")
 
 
 def settings_block_names():
