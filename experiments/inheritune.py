@@ -265,15 +265,17 @@ def gap_against_T(args):
     """--gap: the headline arms at T = F x the config's T for each factor F, then per T and seed the two gaps:
     inherit - scratch_2T (< 0: inheriting beats training twice as long, the paper's headline) and reference -
     scratch_T (< 0: the reference is the better model at T, the paper's premise). Writes <out>/gap/."""
-    T0, table, gaps, roots = common.final_iter(args.settings), [], {}, {}
+    T0, table, gaps = common.final_iter(args.settings), [], {}
+
+    def root(T):  # F = 1 is the main run's own folder, so its arms are shared
+        return args.out if T == T0 else os.path.join(args.out, f"T{T}")
     for f in sorted({float(x) for x in args.gap.split(",")}):
         sub, T = copy.copy(args), round(f * T0)
-        sub.arm_list, sub.gap = HEADLINE, None
-        if T != T0:  # F = 1 is the main run's own folder, so its arms are shared
+        sub.arm_list, sub.gap, sub.out = HEADLINE, None, root(T)
+        if T != T0:
             sub.overrides = args.overrides + [f"--max_iters={T}", "--max_tokens=0"]
-            sub.out, sub.settings = os.path.join(args.out, f"T{T}"), common.resolve([args.config] + sub.overrides)
-        roots[T] = sub.out
-        sub.same_as = {"scratch_T": roots.get(T // 2)} if T % 2 == 0 else {}
+            sub.settings = common.resolve([args.config] + sub.overrides)
+        sub.same_as = {"scratch_T": root(T // 2)} if T % 2 == 0 else {}  # used when it is finished and the same
         res = run(sub)
         if res is None:  # --dry_run
             continue
