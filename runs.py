@@ -80,11 +80,11 @@ def save_checkpoint(ckpt, path):
         os.remove(tmp)  # before measuring: the half-written file is what filled the disk
         need = _tensor_bytes(ckpt) / 2**20
         if err.errno == errno.EFBIG:
-            why = f"cannot write checkpoint {path}: the file size limit (ulimit -f) is below its {need:,.1f} MiB"
+            why = f"cannot write checkpoint {path}: the file size limit (ulimit -f) is below its {need:,.2f} MiB"
             fix = "Raise the limit"
         else:
             why = (f"no space left to write checkpoint {path}: {folder} has "
-                   f"{shutil.disk_usage(folder).free / 2**20:,.1f} MiB free and it needs about {need:,.1f} MiB")
+                   f"{shutil.disk_usage(folder).free / 2**20:,.2f} MiB free and it needs at least {need:,.2f} MiB")
             fix = "Free some space (or lower keep_checkpoints)"
         kept = [p for p in checkpoint_paths(folder) if os.path.abspath(p) != os.path.abspath(path)]
         raise CheckpointError(f"{why}. {fix}, then continue with --init_from=resume: "

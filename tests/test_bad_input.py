@@ -259,7 +259,7 @@ def test_10_a_full_disk_is_one_message_naming_the_folder_and_its_free_space(tmp_
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(CheckpointError, match=f"no space left to write checkpoint {path}: {tmp_path} has [0-9,.]+ "
-                                              f"MiB free and it needs about .* continue with --init_from=resume"):
+                                              f"MiB free and it needs at least .* continue with --init_from=resume"):
         save_checkpoint({"model": {}, "model_args": {}}, path)
     assert os.listdir(tmp_path) == []  # the half-written temp file is gone: it is what filled the disk
     # anywhere else (metrics, config.json): the excepthook's message, with the file or out_dir
