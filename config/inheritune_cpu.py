@@ -3,10 +3,12 @@
 # good as the same model from scratch trained 2T steps?), the search for n, the sub-block ablation and the gap
 # against T. This file is the reference, L = 8 layers trained T = max_iters steps; the experiment derives the arms.
 #   python data/prepare.py --tokenizer=byte --name=pybytes                       # once: the byte-level corpus
-#   python experiments/inheritune.py --scale cpu --seeds 3                       # every arm, about 17 min a seed
-#   python experiments/inheritune.py --scale cpu --seeds 3 --gap 0.25,0.5,1,2    # the gap against T
+#   python experiments/inheritune.py --scale cpu --seeds 3 --jobs 2   # every arm: ~13 min of a 2-core CPU a seed
+#   python experiments/inheritune.py --scale cpu --seeds 3 --jobs 2 --gap 0.25,0.5,1,2   # the gap against T
 # Sizes, chosen from a pilot (docs/results.md): bytes (vocab 256), so the body, not the LM head, is the compute;
-# 64 wide and context 64, so the reference is trained long enough to beat half its depth from scratch at T.
+# 64 wide, context 64 and LR 1e-2, so that in a CPU's minutes the reference trains long enough to beat half its
+# depth from scratch at T (narrower, the deep model lags; wider, T would not fit). Two seeds at once (--jobs 2,
+# one thread each) is the fastest way through on 2 cores.
 
 dataset = "pybytes"
 device = "cpu"

@@ -18,6 +18,7 @@ import re
 import shlex
 import signal
 import sys
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,7 +37,11 @@ def train_defaults():
 
 def resolve(argv):
     """train.py's settings for argv (config files and --key=value, in order; relative paths from the repo root)."""
-    return apply_overrides(train_defaults(), [a if a.startswith("--") else os.path.join(REPO, a) for a in argv])
+    with _PARSING:
+        return apply_overrides(train_defaults(), [a if a.startswith("--") else os.path.join(REPO, a) for a in argv])
+
+
+_PARSING = threading.Lock()  # --jobs: CPython's ast.parse is not thread-safe (3.11: "recursion depth mismatch")
 
 
 def tokens_per_iter(s):
@@ -354,10 +359,12 @@ def write_results(out, head, data, sections):
         lines.append(f"- seeds: {', '.join(map(str, seeds))} (first in the arms' own folders, the others "
                      f"in seed<seed>/)")
     for root, _, files in os.walk(out):  # minutes per seed from the arms' arm.json (a reused arm: its time then)
-        if "arm.json" in files:
+        parts = os.path.relpath(root, out).split(os.sep)
+        m = re.match(r"seed(\d+)$", parts[0])
+        rest = parts[1:] if m else parts  # <arm> or search/n<k>, in the seed's folder (not another T's arms)
+        if "arm.json" in files and (len(rest) == 1 or (len(rest) == 2 and rest[0] == "search")):
             with open(os.path.join(root, "arm.json")) as f:
                 wall = json.load(f).get("wall_s")
-            m = re.match(r"seed(\d+)$", os.path.relpath(root, out).split(os.sep)[0])
             seed = int(m.group(1)) if m else (seeds[0] if seeds else None)
             if wall is not None and seed in seeds:
                 walls[seed] = walls.get(seed, 0.0) + wall / 60

@@ -15,9 +15,11 @@ attention rank per layer), loss_curves.png. Finished arms are reused, interrupte
 """
 
 import copy
+import json
 import os
 import shlex
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -63,7 +65,10 @@ def run_search(args, ref_dir, T, out):
         full = list(args.launcher) + cmd[1:]
         name = f"search/{os.path.basename(run_dir)}"
         print(f"[{name}] {shlex.join(full)}")
+        t0 = time.time()
         run_logged(full, run_dir, name, env=args.env)
+        with open(os.path.join(run_dir, "arm.json"), "w") as f:  # its wall time, counted with the seed's arms
+            json.dump({"arm": name, "argv": cmd[2:], "wall_s": time.time() - t0}, f, indent=2)
 
     return inherit.search(ref_dir, steps=T, out_dir=out_dir, resume=True, runner=runner)
 

@@ -18,7 +18,7 @@ GROWN = TINY_RUN + ["--max_iters=30", "--eval_interval=10", "--log_interval=1", 
 @pytest.fixture(scope="module")
 def gstack_run(tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("gstack")
-    run_train(GROWN + [f"--dataset={tiny_dataset}", f"--out_dir={out}"])
+    run_train(GROWN + [f"--dataset={tiny_dataset}", f"--out_dir={out}", "--keep_checkpoints=3"])  # iter 10 too
     return out
 
 
@@ -81,7 +81,7 @@ def test_init_from_grow_counts_the_small_phase_and_continues_its_data(tiny_datas
     data after the base's batches (as the official run skips them), also after a resume."""
     small = small_run
     big = tmp_path / "big"
-    common = TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={big}", "--log_interval=1"]
+    common = TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={big}", "--log_interval=1", "--keep_checkpoints=3"]
     run_train(common + ["--max_iters=5", "--init_from=grow", f"--grow_from={small}", "--grow_factor=3",
                         "--grow_op=zero"])
     run_train(common + ["--max_iters=10", "--init_from=resume"])
