@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 
 class ConfigError(ValueError):
@@ -283,5 +284,7 @@ def install_error_hook(script, kinds, folder=lambda: None, then="run it again"):
             default(kind, err, tb)
         elif os.environ.get("RANK", "0") == "0":  # under torchrun every process refuses alike: one says so
             print(f"{script}: {msg}", file=sys.stderr)
+        else:  # and exits last: torchrun stops the other workers as soon as one fails, rank 0 before it could say it
+            time.sleep(5)
     sys.excepthook = hook
     return hook
