@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 
 import numpy as np
 import torch
@@ -236,7 +237,7 @@ def run_logged(cmd, run_dir, name, echo=True, env=None):
     """Run cmd (a train.py command) from the repository root, its output appended to <run_dir>/train.log and echoed
     as '  [name] line'; SystemExit with the last lines of the log when it fails. Stopped (Ctrl-C, SIGTERM, an
     error), the caller stops its train.py too (stop_children)."""
-    if _STOPPING:
+    if _STOPPING.is_set():
         raise SystemExit(f"{name}: not started: the script is stopping")
     os.makedirs(run_dir, exist_ok=True)
     tail = []
@@ -268,12 +269,12 @@ def run_logged(cmd, run_dir, name, echo=True, env=None):
 
 
 _RUNNING = set()  # the train.py processes run_logged started and has not seen end
-_STOPPING = []    # not empty once stop_children was called: no new train.py starts
+_STOPPING = threading.Event()  # set by stop_children: no new train.py starts
 
 
 def stop_children():
     """SIGTERM every train.py this process started that still runs (each writes a checkpoint and exits), and wait."""
-    _STOPPING.append(True)
+    _STOPPING.set()
     for proc in list(_RUNNING):
         proc.terminate()
     for proc in list(_RUNNING):

@@ -466,8 +466,8 @@ log(f"{model.num_params() / 1e6:.2f}M non-embedding parameters, {tokens_per_iter
 if init_from == "resume" and decay_was != lr_decay_iters and decay_lr:
     log(f"note: the cosine now ends at iter {lr_decay_iters}, not at {decay_was} as the run began, so the learning "
         f"rate at iter {iter_num} is now {get_lr(iter_num):.2e}; --lr_decay_iters={decay_was} keeps the run's schedule")
-_left = flops_per_token * tokens_per_iter * (max_iters - iter_num)
-if device_type == "cpu" and not eval_only and _left / 100e9 > 3600:  # a GPU-sized run on a CPU: say so before hours go by
+_left = flops_per_token * tokens_per_iter * (max_iters - iter_num)  # a GPU-sized run on a CPU: say so up front
+if device_type == "cpu" and not eval_only and _left / 100e9 > 3600:
     log(f"note: {max_iters - iter_num:,} steps of this model are {_left:.2g} FLOPs, about {_left / 100e9 / 3600:.0f} "
         f"hours on a CPU at 100 GFLOP/s: is this config meant for a GPU?")
 progress = None

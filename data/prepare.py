@@ -465,65 +465,58 @@ def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, wor
     release = hold_lock(os.path.join(out_root, f".{name}.lock"), f"dataset {name!r} in {out_root}",
                         "choose another --name")
     try:
-        return _prepare(name, sources, tok_name=tokenizer, val_fraction=val_fraction, max_bytes=max_bytes,
-                        workers=workers, out_root=out_root, overwrite=overwrite, split_bytes=split_bytes,
-                        piece_bytes=piece_bytes, recipe=recipe)
+        final = os.path.join(out_root, name)
+        old = existing_dataset(final)
+        if old is not None and not overwrite:
+            if recipe is not None and old.get("recipe") == recipe:
+                return final, dict(old, kept=True)
+            raise PrepareError(f"{final} already holds a dataset" + (f" (tokenizer {old.get('tokenizer')!r}, domains "
+                               f"{', '.join(old.get('domains', {}))})" if old else "")
+                               + "; pass --overwrite to replace it, or choose another --name")
+        remove_stale_temp_folders(out_root, name)
+        tok = get_tokenizer(tokenizer)
+        dtype = np.uint16 if tok.n_vocab <= 2 ** 16 else np.uint32
+        tmp = os.path.join(out_root, f".{name}.tmp.{os.getpid()}")
+        os.mkdir(tmp)  # fails if it exists: this folder is ours alone
+        open(os.path.join(tmp, TEMP_MARK), "w").close()
+        try:
+            domains = {}
+            for dom, make_docs in sources.items():
+                def write(split_at, piece):
+                    return write_domain(make_docs(), os.path.join(tmp, dom), tok, dtype, val_fraction, max_bytes,
+                                        workers or os.cpu_count(), desc=f"{name}/{dom}", split_bytes=split_at,
+                                        piece_bytes=piece)
+                counts = write(split_bytes, piece_bytes)
+                if val_fraction and split_bytes and counts["docs"] and not counts["val_tokens"]:
+                    # too few documents for the val split (a small folder of files): cut the texts into pieces, about
+                    # 5 / val_fraction of them (at least 256 bytes each), and write the domain again
+                    few, size = counts["docs"], counts["train_bytes"] + counts["val_bytes"]
+                    piece = max(256, min(piece_bytes, int(size * val_fraction / 5)))
+                    counts = write(piece, piece)
+                    if counts["docs"] > few:  # (texts a worker computes, such as docstrings, are not cut)
+                        print(f"{name}/{dom}: its {few} documents gave no val split, so its texts were cut into "
+                              f"{counts['docs']} documents of about {piece} bytes")
+                check_split(dom, counts, val_fraction)
+                domains[dom] = counts
+            meta = {"tokenizer": tok.name, "vocab_size": tok.n_vocab, "tokenizer_fingerprint": tok.fingerprint,
+                    "dtype": np.dtype(dtype).name, "eot": tok.eot, "domains": domains,
+                    **({"recipe": recipe} if recipe is not None else {})}
+            with open(os.path.join(tmp, "meta.json"), "w") as f:
+                json.dump(meta, f, indent=2)
+            os.remove(os.path.join(tmp, TEMP_MARK))
+            if old is not None:  # the old dataset is moved aside first, then removed
+                aside = os.path.join(out_root, f".{name}.old.{os.getpid()}")
+                open(os.path.join(final, TEMP_MARK), "w").close()  # marks it as ours to delete, should we be killed now
+                os.rename(final, aside)
+            os.rename(tmp, final)
+            if old is not None:
+                shutil.rmtree(aside)
+        except BaseException:  # a failure or Ctrl-C: nothing half-built stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final, meta
     finally:
         release()
-
-
-def _prepare(name, sources, tok_name, val_fraction, max_bytes, workers, out_root, overwrite, split_bytes,
-             piece_bytes, recipe):
-    final = os.path.join(out_root, name)
-    old = existing_dataset(final)
-    if old is not None and not overwrite:
-        if recipe is not None and old.get("recipe") == recipe:
-            return final, dict(old, kept=True)
-        raise PrepareError(f"{final} already holds a dataset" + (f" (tokenizer {old.get('tokenizer')!r}, domains "
-                           f"{', '.join(old.get('domains', {}))})" if old else "") + "; pass --overwrite to replace "
-                           "it, or choose another --name")
-    remove_stale_temp_folders(out_root, name)
-    tok = get_tokenizer(tok_name)
-    dtype = np.uint16 if tok.n_vocab <= 2 ** 16 else np.uint32
-    tmp = os.path.join(out_root, f".{name}.tmp.{os.getpid()}")
-    os.mkdir(tmp)  # fails if it exists: this folder is ours alone
-    open(os.path.join(tmp, TEMP_MARK), "w").close()
-    try:
-        domains = {}
-        for dom, make_docs in sources.items():
-            def write(split_at, piece):
-                return write_domain(make_docs(), os.path.join(tmp, dom), tok, dtype, val_fraction, max_bytes,
-                                    workers or os.cpu_count(), desc=f"{name}/{dom}", split_bytes=split_at,
-                                    piece_bytes=piece)
-            counts = write(split_bytes, piece_bytes)
-            if val_fraction and split_bytes and counts["docs"] and not counts["val_tokens"]:
-                # too few documents for the val split (a small folder of files): cut the texts into pieces, about
-                # 5 / val_fraction of them (at least 256 bytes each), and write the domain again
-                few, size = counts["docs"], counts["train_bytes"] + counts["val_bytes"]
-                piece = max(256, min(piece_bytes, int(size * val_fraction / 5)))
-                counts = write(piece, piece)
-                if counts["docs"] > few:  # (texts a worker computes, such as docstrings, are not cut)
-                    print(f"{name}/{dom}: its {few} documents gave no val split, so its texts were cut into "
-                          f"{counts['docs']} documents of about {piece} bytes")
-            check_split(dom, counts, val_fraction)
-            domains[dom] = counts
-        meta = {"tokenizer": tok.name, "vocab_size": tok.n_vocab, "tokenizer_fingerprint": tok.fingerprint,
-                "dtype": np.dtype(dtype).name, "eot": tok.eot, "domains": domains,
-                **({"recipe": recipe} if recipe is not None else {})}
-        with open(os.path.join(tmp, "meta.json"), "w") as f:
-            json.dump(meta, f, indent=2)
-        os.remove(os.path.join(tmp, TEMP_MARK))
-        if old is not None:  # the old dataset is moved aside first, then removed
-            aside = os.path.join(out_root, f".{name}.old.{os.getpid()}")
-            open(os.path.join(final, TEMP_MARK), "w").close()  # marks it as ours to delete, should we be killed now
-            os.rename(final, aside)
-        os.rename(tmp, final)
-        if old is not None:
-            shutil.rmtree(aside)
-    except BaseException:  # a failure or Ctrl-C: nothing half-built stays behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final, meta
 
 
 def main(argv=None):

@@ -143,9 +143,12 @@ def with_dependencies(names, arms, depends):
 
 def seed_run(args, k, seed):
     """(folder, train.py argv) of the k-th seed: out and no --seed for the first (a one-seed run's), else seed<seed>."""
-    if k == 0:
-        return args.out, [args.config] + args.overrides
-    return os.path.join(args.out, f"seed{seed}"), [args.config] + args.overrides + [f"--seed={seed}"]
+    return seed_folder(args.out, k, seed), [args.config] + args.overrides + ([f"--seed={seed}"] if k else [])
+
+
+def seed_folder(out, k, seed):
+    """Where the k-th seed's arms are under an experiment's folder out."""
+    return out if k == 0 else os.path.join(out, f"seed{seed}")
 
 
 # -------------------------------------------------------------------------------------------------------------

@@ -110,14 +110,12 @@ def run_seed(args, s, k, seed):
         if arm == "search":
             search = run_search(args, ref_dir, common.final_iter(s), out)
         else:
-            same = (getattr(args, "same_as", None) or {}).get(arm)  # --gap: a run another T has already made
-            same = same and os.path.join(same if k == 0 else os.path.join(same, f"seed{seed}"), arm_same[arm])
+            src = args.same_as.get(arm)  # --gap: (another T's folder, its arm) that may hold this very run
+            same = src and os.path.join(common.seed_folder(src[0], k, seed), src[1])
             common.run_arm(arm if k == 0 else f"{arm} seed {seed}", os.path.join(out, ALIASES.get(arm, arm)),
                            base + arm_args(arm, s, ref_dir), args.launcher, args.env, args.dry_run, same_as=same)
     return out, search
 
-
-arm_same = {"scratch_T": "scratch_2T"}  # scratch at T = 2T' is scratch_2T of T': the same settings
 
 
 def analyse(args, s, out, search):
@@ -223,6 +221,7 @@ def main(argv=None):
         raise SystemExit(f"experiments/inheritune.py: the reference needs >= 2 layers (n_layer={s['n_layer']})")
     if s["init_from"] != "scratch" or s["grow_at_tokens"]:
         raise SystemExit("experiments/inheritune.py: the config must train the reference from scratch without growth")
+    args.same_as = {}  # {arm: (folder, arm)}: a finished run with the same settings, copied instead of trained
     return gap_against_T(args) if args.gap else run(args)
 
 
@@ -280,7 +279,8 @@ def gap_against_T(args):
         if T != T0:
             sub.overrides = args.overrides + [f"--max_iters={T}", "--max_tokens=0"]
             sub.settings = common.resolve([args.config] + sub.overrides)
-        sub.same_as = {"scratch_T": root(T // 2)} if T % 2 == 0 else {}  # used when it is finished and the same
+        # scratch at T = 2T' is scratch_2T of T': the same settings, reused when it is finished and equal
+        sub.same_as = {"scratch_T": (root(T // 2), "scratch_2T")} if T % 2 == 0 else {}
         res = run(sub)
         if res is None:  # --dry_run
             continue
