@@ -53,7 +53,7 @@ def _check(key, value, defaults, source):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown setting {key!r} in {source}{hint}. Valid settings: {', '.join(sorted(defaults))}")
     want = defaults[key]
-    if want is None or value is None:
+    if want is None or value is None or (key == "grow_at_tokens" and isinstance(value, list)):  # several growths
         return value
     if isinstance(want, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -146,7 +146,11 @@ RANGES = {**{k: ("an integer >= 1", lambda v: v >= 1) for k in (
               "eval_iters", "keep_checkpoints", "n_layer", "n_head", "n_embd", "grow_learn_steps")},
           **{k: (">= 0", lambda v: v >= 0) for k in (
               "max_iters", "max_tokens", "total_batch_tokens", "warmup_iters", "learning_rate", "weight_decay",
-              "grad_clip", "grow_at_tokens", "grow_ramp_steps", "grow_learning_rate", "grow_n_embd")},
+              "grad_clip", "grow_ramp_steps", "grow_learning_rate", "grow_n_embd")},
+          "grow_at_tokens": ("an integer >= 0, or a list of integers >= 1 in increasing order (one per growth)",
+                             lambda v: v >= 0 if not isinstance(v, list) else v != [] and all(
+                                 isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v)
+                             and v == sorted(set(v))),
           **{k: ("None or an integer >= 1", lambda v: v is None or v >= 1) for k in (
               "n_kv_head", "intermediate_size", "vocab_size", "lr_decay_iters")},
           **{k: ("in [0, 1)", lambda v: 0 <= v < 1) for k in ("beta1", "beta2", "dropout")},
@@ -179,6 +183,13 @@ def check_train_settings(s):
                           f"down to min_lr); lower min_lr or raise learning_rate")
     if s["decay_lr"] and grow_lr and min_lr > grow_lr:
         raise ConfigError(f"min_lr={min_lr!r}: must be <= grow_learning_rate={grow_lr!r} (the grown model's peak)")
+    at, maps = s["grow_at_tokens"], s["grow_layer_map"]
+    if isinstance(at, list) and len(at) > 1 and s["grow_dim"] != "depth":
+        raise ConfigError(f"grow_at_tokens={at}: several growths are depthwise (gradual stacking); grow_dim='width' "
+                          f"grows once")
+    if maps and isinstance(maps[0], list) and len(maps) != (len(at) if isinstance(at, list) else 0):
+        raise ConfigError(f"grow_layer_map holds {len(maps)} layer maps: give grow_at_tokens a list of as many token "
+                          f"counts, one per growth (it is {at!r})")
     if s["grow_op"] == "learn" and not s["grow_learn_lr"] > 0:
         raise ConfigError(f"grow_learn_lr={s['grow_learn_lr']!r}: must be > 0 (grow_op='learn' trains its growth maps)")
     if s["init_from"] in ("grow", "inherit") and not s[f"{s['init_from']}_from"]:

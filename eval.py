@@ -183,13 +183,14 @@ def speedup(baseline_curve, run_curve, target):
 
 
 def paper_curve(tokens_curve, events):
-    """A run's [(tokens, loss)] in the Gstack paper's convention (grow.paper_tokens): tokens before the run's growth
-    count 1/g each, g the growth factor of its grow event. Unchanged for a run that never grew."""
+    """A run's [(tokens, loss)] in the Gstack paper's convention (grow.paper_tokens): tokens before a growth count
+    1/g each, g the growth factor of its grow event (several growths: the product of the later ones). Unchanged for
+    a run that never grew."""
     grows = [e for e in events if e.get("event") == "grow"]
     if not grows or not tokens_curve:
         return tokens_curve
-    g = grow.growth_factor(grows[0]["before"], grows[0]["after"])
-    xs = grow.paper_tokens([x for x, _ in tokens_curve], grows[0]["tokens"], g)
+    xs = grow.paper_tokens([x for x, _ in tokens_curve], [e["tokens"] for e in grows],
+                           [grow.growth_factor(e["before"], e["after"]) for e in grows])
     return [(float(x), loss) for x, (_, loss) in zip(xs, tokens_curve)]
 
 

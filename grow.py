@@ -74,6 +74,23 @@ def make_layer_map(n_layer, factor, layout="stack"):
     return [j for j in range(n_layer) for _ in range(int(factor))]
 
 
+def midas_layer_map(n_layer, block):
+    """MIDAS (Saunshi et al. 2024, "On the Inductive Bias of Stacking Towards Improving Reasoning"): one stage of
+    middle gradual stacking. The `block` layers at the middle of the model are repeated, the copy right after them:
+    L = 6, block = 2 -> [0, 1, 2, 3, 2, 3, 4, 5]. (Gradual stacking before it copied the last block on top.)"""
+    start = (n_layer - block) // 2  # the middle block is layers start .. start + block - 1
+    return list(range(start + block)) + list(range(start, n_layer))
+
+
+def midas_layer_maps(n_layer, block, stages):
+    """The layer maps of `stages` MIDAS growths from n_layer layers, one block more each: for grow_layer_map.
+    (2, 2, 3) -> [[0, 1, 0, 1], [0, 1, 2, 1, 2, 3], [0, 1, 2, 3, 2, 3, 4, 5]]: 2 -> 4 -> 6 -> 8 layers."""
+    _whole(block, "block", "midas_layer_maps")
+    if block > n_layer:
+        raise ValueError(f"midas_layer_maps: block={block} is more than the model's {n_layer} layers")
+    return [midas_layer_map(n_layer + k * block, block) for k in range(stages)]
+
+
 def grow_depth(model, op, factor=None, layer_map=None, noise=0.0, **opts):
     """Depthwise growth (Du et al. 2024, sec. 3): a GPT whose new layer i is built from old layer layer_map[i]
     (default: make_layer_map(L, factor) in the operator's official layout).
@@ -610,9 +627,16 @@ def growth_factor(before, after):
 
 def paper_tokens(tokens, grow_tokens, g):
     """The paper's compute convention, in large-model tokens: each of the first grow_tokens tokens (trained on the
-    small model) counts 1/g, every later token 1. tokens: a number or an array along a run."""
+    small model) counts 1/g, every later token 1. tokens: a number or an array along a run. Several growths
+    (grow_tokens and g lists): a token trained before growth k counts 1/(g_k g_k+1 ...), its model's share."""
     tokens = np.asarray(tokens, dtype=float)
-    return np.minimum(tokens, grow_tokens) / g + np.maximum(tokens - grow_tokens, 0.0)
+    if np.ndim(grow_tokens) == 0:
+        return np.minimum(tokens, grow_tokens) / g + np.maximum(tokens - grow_tokens, 0.0)
+    out, start, weight = np.zeros_like(tokens), 0.0, 1.0 / np.prod(g)
+    for end, gk in zip(list(grow_tokens) + [np.inf], list(g) + [1.0]):  # phase k: [start, end) at its weight
+        out += weight * np.clip(tokens - start, 0.0, end - start)
+        start, weight = end, weight * gk
+    return out
 
 
 def speedup(cost_scratch, cost_grown):

@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from itertools import count
 
 import numpy as np
@@ -96,11 +96,13 @@ nan_policy = "stop"             # a non-finite loss: 'stop' the run, or 'skip' t
 grow_from = ""                  # init_from='grow': the small run (folder) or checkpoint to grow
 grow_data = "continue"          # init_from='grow': 'continue' the data stream after the batches the base run trained on
                                 # (the official run skips them, --resume_id) | 'replay' them from the base's first step
-grow_at_tokens = 0              # >0: grow inside this run once it has trained this many tokens
+grow_at_tokens = 0              # >0: grow inside this run once it has trained this many tokens; a list (e.g.
+                                # [393216, 786432]) grows at each: gradual stacking, MIDAS (depthwise)
 grow_dim = "depth"              # 'depth' | 'width'
 grow_op = "direct"              # 'direct' (Gstack when depthwise) | 'zero' | 'random' | 'learn'
 grow_factor = 4                 # depthwise: g, the number of times the layers are stacked
-grow_layer_map = None           # depthwise: explicit source layer of each new layer, e.g. [0, 0, 1, 1]
+grow_layer_map = None           # depthwise: explicit source layer of each new layer, e.g. [0, 0, 1, 1]; with
+                                # several growths one map each, e.g. grow.midas_layer_maps(2, 2, 3)
 grow_n_embd = 0                 # widthwise: the new hidden size
 grow_noise = 0.0                # W <- (1-a) W + a*eps on grown weights (Gstack paper, appendix I)
 grow_ramp_steps = 100           # 'random': steps over which new weights are blended in
@@ -209,7 +211,7 @@ batcher = Batcher(data_dir, block_size, batch_size, steps_batch=batch_size * gra
 data_tokenizer = tokenizer_record(batcher.meta)  # recorded in every checkpoint: what its token ids mean
 
 
-def grown(small, at_iter):
+def grown(small, at_iter, layer_map):
     """The model grown from `small` with this run's growth settings (grow.py). G_learn fits its growth maps on
     the training batches of the steps ahead, so a resumed run draws the same ones."""
     learn = {}
@@ -219,7 +221,7 @@ def grown(small, at_iter):
     torch.manual_seed(seed + at_iter)  # every rank draws the same new weights
     opts = {**(grow_opts or {}), **learn}
     if grow_dim == "depth":
-        return grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=grow_layer_map, noise=grow_noise, **opts)
+        return grow.grow_depth(small, grow_op, factor=grow_factor, layer_map=layer_map, noise=grow_noise, **opts)
     return grow.grow_width(small, grow_n_embd, grow_op, noise=grow_noise, **opts)
 
 
@@ -234,7 +236,11 @@ def learn_flops(big):
 # ----------------------------------------------------------------------------------------------------------------
 # the model: from scratch, a checkpoint (resume), a grown small model, an inherited reference, or Hugging Face
 iter_num, tokens_seen, flops_seen, best_val_loss = 0, 0, 0.0, float("inf")
-grow_iter = None            # iteration at which this run grew (restarts the schedule, starts G_random's ramp)
+grow_iter = None            # iteration at which this run last grew (restarts the schedule, starts G_random's ramp)
+# in-run growths, at these token counts, with these layer maps (several: gradual or MIDAS stacking)
+growths = grow_at_tokens if isinstance(grow_at_tokens, list) else [grow_at_tokens] if grow_at_tokens else []
+layer_maps = grow_layer_map if grow_layer_map and isinstance(grow_layer_map[0], list) else [grow_layer_map] * len(growths)
+growths_done = 0
 data_offset = 0             # step iter_num trains on the batches of data step data_offset + iter_num (data/loader.py)
 schedule_start = 0
 ckpt = None
@@ -247,6 +253,7 @@ elif init_from == "resume":
     model = grow.load_model(ckpt)
     iter_num, tokens_seen, flops_seen = ckpt["iter_num"], ckpt["tokens_seen"], ckpt["flops"]
     best_val_loss, grow_iter, schedule_start = ckpt["best_val_loss"], ckpt["grow_iter"], ckpt["schedule_start"]
+    growths_done = ckpt.get("growths_done", int(grow_iter is not None))  # a checkpoint of one growth at most
     data_offset = ckpt["data_offset"]
     _was = ckpt["config"]  # the run's own end of the cosine, to say so when this command moves it
     decay_was = _was.get("lr_decay_iters") or (math.ceil(_was["max_tokens"] / tokens_per_iter) if _was.get("max_tokens")
@@ -263,10 +270,10 @@ elif init_from in ("grow", "inherit"):
             # the base trained on data steps [its offset, its offset + its iter_num); batches are a function of
             # (seed, step), so starting at step 0 would train the large model first on exactly those batches again
             data_offset = source_ckpt["data_offset"] + (source_ckpt["iter_num"] if grow_data == "continue" else 0)
-            model = grown(small.to(device), 0)
+            model = grown(small.to(device), 0, grow_layer_map)
             # the small phase is part of this run's cost (Gstack compute accounting: C = C_small + C_large)
             tokens_seen, flops_seen = source_ckpt["tokens_seen"], source_ckpt["flops"] + learn_flops(model)
-            grow_iter = 0
+            grow_iter, growths_done = 0, len(growths)  # this run grew once, at its start
             log(f"grew {grow_from} ({small.config.n_layer} layers, {small.config.n_embd} wide) with {grow_dim} "
                 f"{grow_op} to {model.config.n_layer} layers, {model.config.n_embd} wide; data from step "
                 f"{data_offset} ({grow_data})")
@@ -287,9 +294,12 @@ else:
                       f"model directory (config.json + weights)")
 # config.json records the model actually trained; resume refuses a command line that would change it
 settings.update(model_settings(init_from, asdict(model.config), recorded, given, typed, out_dir, log))
-if grow_at_tokens and grow_iter is None:  # refuse bad growth settings now, not at the growth step hours later
+if growths_done < len(growths):  # refuse bad growth settings now, not at the growth step hours later
     try:
-        grow.validate_growth(model.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd, grow_opts)
+        _config = model.config
+        for _map in layer_maps[growths_done:]:  # each growth against the model the one before it makes
+            grow.validate_growth(_config, grow_dim, grow_op, grow_factor, _map, grow_n_embd, grow_opts)
+            _config = replace(_config, n_layer=len(_map) if _map else _config.n_layer * grow_factor)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"growth settings: {e}") from None
 if block_size > model.config.block_size:
@@ -393,7 +403,8 @@ def write_checkpoint():
         return
     ckpt = {"model": model.state_dict(), "model_args": asdict(model.config), "optimizer": optimizer.state_dict(),
             "config": settings, "iter_num": iter_num, "tokens_seen": tokens_seen, "flops": flops_seen,
-            "best_val_loss": best_val_loss, "grow_iter": grow_iter, "schedule_start": schedule_start,
+            "best_val_loss": best_val_loss, "grow_iter": grow_iter, "growths_done": growths_done,
+            "schedule_start": schedule_start,
             "data_offset": data_offset, "scaler": scaler.state_dict(), "tokenizer": data_tokenizer,
             "sampler": {"seed": seed, "step": data_offset + iter_num},  # batches are a function of (seed, step)
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
@@ -428,10 +439,11 @@ def stop_requested():
 
 def grow_now():
     """Growth inside the run: grow the trained small model, then a fresh optimizer, a recompile and DDP again."""
-    global model, optimizer, train_model, grow_iter, schedule_start, flops_per_token, flops_seen
+    global model, optimizer, train_model, grow_iter, growths_done, schedule_start, flops_per_token, flops_seen
     before = asdict(model.config)
     model.eval()  # LiGO's inner training should not see dropout
-    model = grown(model, iter_num).to(device).train()
+    model = grown(model, iter_num, layer_maps[growths_done]).to(device).train()
+    growths_done += 1
     if ddp:  # one model on every rank (G_learn fitted its maps on each rank's own batches)
         for t in model.state_dict().values():
             torch.distributed.broadcast(t, src=0)
@@ -478,7 +490,7 @@ start_iter = iter_num
 first_bad_step = torch.full((), -1, dtype=torch.long, device=device)  # first non-finite loss, kept on device
 t0, timed_steps = time.time(), 0  # throughput counts training steps only: the clock restarts after evals and growth
 while True:
-    if grow_at_tokens and grow_iter is None and tokens_seen >= grow_at_tokens:
+    while growths_done < len(growths) and tokens_seen >= growths[growths_done]:
         check_finite()  # never grow (and checkpoint) a model whose training has already gone non-finite
         grow_now()
         write_checkpoint()

@@ -222,6 +222,15 @@ def copy_run(src, dst, record):
         json.dump(dict(cfg, out_dir=dst), f, indent=2)
 
 
+def wall_minutes(run_dir):
+    """Minutes its train.py ran, from an arm's arm.json (a copied arm: 0; resumed: every part)."""
+    path = os.path.join(run_dir, "arm.json")
+    if not os.path.isfile(path):
+        return 0.0
+    with open(path) as f:
+        return json.load(f).get("wall_s", 0.0) / 60
+
+
 def dataset_meta(name):
     """meta.json of a dataset given by name or path (as train.py resolves it); None when it is not found here."""
     from data.loader import dataset_dir, load_meta
@@ -366,11 +375,9 @@ def write_results(out, head, data, sections):
         m = re.match(r"seed(\d+)$", parts[0])
         rest = parts[1:] if m else parts  # <arm> or search/n<k>, in the seed's folder (not another T's arms)
         if "arm.json" in files and (len(rest) == 1 or (len(rest) == 2 and rest[0] == "search")):
-            with open(os.path.join(root, "arm.json")) as f:
-                wall = json.load(f).get("wall_s")
             seed = int(m.group(1)) if m else (seeds[0] if seeds else None)
-            if wall is not None and seed in seeds:
-                walls[seed] = walls.get(seed, 0.0) + wall / 60
+            if seed in seeds:
+                walls[seed] = walls.get(seed, 0.0) + wall_minutes(root)
     if walls:
         lines.append("- wall time of the train.py runs, per seed: " + ", ".join(f"{seed}: {walls[seed]:.1f} min"
                                                                               for seed in seeds if seed in walls))

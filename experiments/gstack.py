@@ -5,16 +5,24 @@ Every arm is one train.py run; a grown arm's tokens and FLOPs include its small 
 
     python experiments/gstack.py --scale tiny --dataset data/<name>            # seconds on a CPU (pipeline check)
     python experiments/gstack.py --scale cpu --arms scratch,gstack --seeds 2   # the headline, 13-16 min a seed
+    python experiments/gstack.py --scale cpu --ablation timing --seeds 2       # one of the paper's ablations
 
 config/gstack_<scale>.py is the Gstack arm: the small model (n_layer = L / g), d = grow_at_tokens, g = grow_factor,
 the budget. Arms: scratch (L layers throughout), gstack (G_direct depthwise), depth_<op> (zero, random, learn) and
 width_<op> (direct, zero, random, learn: L layers at half width grown to n_embd after d tokens). Outputs in --out:
 one folder per arm, results.json, results.md (final losses, FLOPs, the speedup at scratch's final loss),
 loss_vs_flops.png. Finished arms are reused, interrupted ones resumed.
+
+--ablation NAME runs one of the paper's questions (ABLATIONS) as arms beside the others in --out, and writes its
+results to --out/NAME/: timing (d = one step, d/2, d, 2d), factor (g = 2, 4, 8 to the same L layers), stacking
+(one hop, gradual doublings, MIDAS middle stacking), width (the widthwise operators) and budget (scratch and Gstack
+at 1x, 2x and 4x the budget, d fixed: does the speedup last?).
 """
 
+import copy
 import math
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,14 +32,31 @@ from experiments import common  # noqa: E402
 import grow  # noqa: E402
 
 OPS = ("direct", "zero", "random", "learn")
-ARMS = ["scratch", "gstack"] + [f"depth_{op}" for op in OPS] + [f"width_{op}" for op in OPS]
+OPERATOR_ARMS = ["scratch", "gstack"] + [f"depth_{op}" for op in OPS] + [f"width_{op}" for op in OPS]
+# the paper's ablations, each a question and its arms; scratch and gstack are the same runs in every one
+ABLATIONS = {
+    "timing": ("growth timing d: the small model trains d tokens (one step ~ d = 0: stacking an untrained model)",
+               ["scratch", "d0", "d_half", "gstack", "d_double"]),
+    "factor": ("growth factor g: the same L layers grown from L/2, L/4 and L/8 (a 1-layer base at L = 8)",
+               ["scratch", "g2", "gstack", "g8"]),
+    "stacking": ("how to stack: one hop (L/g -> L), gradual doublings (L/4 -> L/2 -> L, reaching L at d) and MIDAS "
+                 "(middle stacking, Saunshi et al. 2024: the middle block of L/g layers copied at each of its "
+                 "stages, stage k trained in proportion to k)", ["scratch", "gstack", "gradual", "midas"]),
+    "width": ("widthwise against depthwise: L layers at half width grown to full width after d tokens",
+              ["scratch", "gstack"] + [f"width_{op}" for op in OPS]),
+    "budget": ("does the speedup last: scratch and Gstack trained 1x, 2x and 4x the budget (d fixed)",
+               ["scratch", "gstack", "scratch_2x", "gstack_2x", "scratch_4x", "gstack_4x"]),
+}
+ARMS = OPERATOR_ARMS + [a for _, arms in ABLATIONS.values() for a in arms if a not in OPERATOR_ARMS]
 ALIASES = {"depth_direct": "gstack"}  # one run, two names
 
 
 def dim_op(arm):
-    """('depth' | 'width', op) of an arm; ('-', '-') for scratch."""
-    arm = ALIASES.get(arm, arm)
-    return ("-", "-") if arm == "scratch" else ("depth", "direct") if arm == "gstack" else tuple(arm.split("_"))
+    """('depth' | 'width', op) of an arm; ('-', '-') for scratch (at any budget)."""
+    parts = ALIASES.get(arm, arm).split("_")
+    if parts[0] in ("depth", "width") and parts[-1] in OPS:
+        return parts[0], parts[-1]
+    return ("-", "-") if parts[0] == "scratch" else ("depth", "direct")
 
 
 def intermediate(s):
@@ -60,23 +85,43 @@ def check_settings(s):
 def arm_args(arm, s):
     """train.py --key=value settings of one arm, given the resolved settings s (config + user overrides)."""
     small, g, d = s["n_layer"], s["grow_factor"], s["grow_at_tokens"]
+    L, budget = small * g, common.final_iter(s) * common.tokens_per_iter(s)
+    if arm.endswith(("_2x", "_4x")):  # the same arm trained k times the steps; d and the LR's warmup stay
+        k = int(arm[-2])
+        key = "max_tokens" if s["max_tokens"] else "max_iters"
+        return arm_args(arm[:-3], s) + [f"--{key}={s[key] * k}"]
+    depth = lambda n, at, *more: [f"--n_layer={n}", "--grow_at_tokens=" + str(at).replace(" ", ""),
+                                  "--grow_dim=depth", "--grow_op=direct", *more]
+    if arm in ("d0", "d_half", "d_double"):  # growth timing: one step (the least train.py can grow after), d/2, 2d
+        at = {"d0": common.tokens_per_iter(s), "d_half": d // 2, "d_double": 2 * d}[arm]
+        return depth(small, at, f"--grow_factor={g}")
+    if arm in ("g2", "g8"):  # growth factor: L layers from a base of L/2 or L/8 layers
+        return depth(L // int(arm[1]), d, f"--grow_factor={arm[1]}")
+    if arm == "gradual":  # log2(g) doublings, the last at d: L/4 -> L/2 at d/2, L/2 -> L at d (for g = 4)
+        hops = int(math.log2(g))
+        return depth(small, [d >> (hops - 1 - k) for k in range(hops)], "--grow_factor=2")
+    if arm == "midas":  # blocks of b = L/g layers; stage k of g trains in proportion to k (MIDAS' PROP-1 schedule)
+        at = [budget * k * (k + 1) // (g * (g + 1)) for k in range(1, g)]
+        maps = grow.midas_layer_maps(small, small, g - 1)
+        return depth(small, at, "--grow_layer_map=" + str(maps).replace(" ", ""))
     dim, op = dim_op(arm)
     if dim == "-":
-        return [f"--n_layer={small * g}", "--grow_at_tokens=0"]
+        return [f"--n_layer={L}", "--grow_at_tokens=0"]
     if dim == "depth":
         return [f"--n_layer={small}", f"--grow_at_tokens={d}", "--grow_dim=depth", f"--grow_op={op}",
                 f"--grow_factor={g}"]
     kv = [f"--n_kv_head={s['n_kv_head'] // 2}"] if s["n_kv_head"] is not None else []
-    return [f"--n_layer={small * g}", f"--n_embd={s['n_embd'] // 2}", f"--n_head={s['n_head'] // 2}", *kv,
+    return [f"--n_layer={L}", f"--n_embd={s['n_embd'] // 2}", f"--n_head={s['n_head'] // 2}", *kv,
             f"--intermediate_size={intermediate(s) // 2}", f"--grow_at_tokens={d}", "--grow_dim=width",
             f"--grow_op={op}", f"--grow_n_embd={s['n_embd']}"]
 
 
 def shape(row):
-    """'small -> big' layers and width of an arm from its grow event (or its config when it did not grow)."""
-    if row["grow_events"]:
-        b, a = row["grow_events"][0]["before"], row["grow_events"][0]["after"]
-        return f"{b['n_layer']} -> {a['n_layer']}", f"{b['n_embd']} -> {a['n_embd']}"
+    """'small -> .. -> big' layers and width of an arm from its grow events (or its config when it did not grow)."""
+    ev_ = row["grow_events"]
+    if ev_:
+        configs = [ev_[0]["before"]] + [e["after"] for e in ev_]
+        return tuple(" -> ".join(str(c[k]) for c in configs) for k in ("n_layer", "n_embd"))
     return str(row["n_layer"]), str(row["n_embd"])
 
 
@@ -160,10 +205,10 @@ def run_seed(args, s, k, seed):
     return out
 
 
-def analyse(out, arm_list):
-    """One seed's rows, comparison, claims and main table."""
+def analyse(out, arm_list, folders=None):
+    """One seed's rows, comparison, claims and main table; folders: {arm: folder} where an arm's run is elsewhere."""
     import eval as ev
-    rows = {arm: common.summary(os.path.join(out, ALIASES.get(arm, arm))) for arm in arm_list}
+    rows = {arm: common.summary(os.path.join(out, (folders or {}).get(arm, ALIASES.get(arm, arm)))) for arm in arm_list}
     dirs = list(dict.fromkeys(([rows["scratch"]["run_dir"]] if "scratch" in rows else [])
                               + [r["run_dir"] for r in rows.values()]))
     comparison = ev.compare_runs(dirs, log=lambda *a: None) if "scratch" in rows else None
@@ -172,8 +217,8 @@ def analyse(out, arm_list):
     table = []
     for arm, row in rows.items():
         row["dim"], row["op"] = dim_op(arm)
-        grow_at = row["grow_events"][0]["tokens"] if row["grow_events"] else None
-        table.append([arm, row["dim"], row["op"], *shape(row), common.fmt(grow_at, ",.0f"),
+        grow_at = ", ".join(f"{e['tokens']:,}" for e in row["grow_events"]) or "-"
+        table.append([arm, row["dim"], row["op"], *shape(row), grow_at,
                       common.fmt(row["val_loss_mean"]), common.fmt(row["val_bpb_mean"], ".3f"),
                       common.fmt(row["tokens"], ",.0f"), f"{row['flops']:.3g}",
                       common.fmt(row.get("flops_to_target"), ".3g"), common.fmt(row.get("speedup"), "+.1%"),
@@ -226,13 +271,57 @@ def aggregate(per_seed, arms):
     return md, data, lines
 
 
+def budget_results(args, seed_dirs):
+    """--ablation budget: Gstack against the scratch run of the same budget, at 1x, 2x and 4x."""
+    table, data, s = [], {}, args.settings
+    for k in (1, 2, 4):
+        sfx = f"_{k}x" if k > 1 else ""
+        per_seed = [analyse(d, ["scratch", "gstack"], {"scratch": "scratch" + sfx, "gstack": "gstack" + sfx})[0]
+                    for d in seed_dirs]
+        _, agg, _ = aggregate(per_seed, ["scratch", "gstack"])
+        data[f"{k}x"] = {"per_seed": per_seed, "aggregate": agg}
+        v, w = agg["gstack"]["values"], agg["scratch"]["values"]
+        table.append([f"{k}x", f"{k * common.final_iter(s) * common.tokens_per_iter(s):,}",
+                      common.fmt_spread(w["val_loss_mean"]), common.fmt_spread(v["val_loss_mean"]),
+                      common.fmt_spread(v["speedup"], percent=True), common.fmt_spread(v["paper_speedup"], percent=True),
+                      f"{sum(x is not None for x in v['speedup'])} of {len(seed_dirs)}",
+                      common.fmt_spread(v["gain_at_equal_flops"], "+.4f")])
+    md = [common.md_table(["budget", "tokens", "scratch final val loss", "Gstack final val loss",
+                           "speedup, exact FLOPs", "speedup, paper tokens", "seeds reaching scratch's loss",
+                           "loss gain at equal FLOPs"], table),
+          common.seeds_note(args.seed_list), SPEEDUP_NOTE + " Each budget's Gstack is compared with the scratch run "
+          f"of the same budget and seed; d = {s['grow_at_tokens']:,} tokens at every budget."]
+    return md, data, [f"budget {r[0]}: Gstack speedup {r[4]} (exact FLOPs), loss gain at equal FLOPs {r[7]}"
+                      for r in table]
+
+
 def main(argv=None):
-    args = common.parse(argv, "gstack", ARMS, __doc__)
+    args = common.parse(argv, "gstack", ARMS, __doc__, options=lambda p: p.add_argument(
+        "--ablation", choices=list(ABLATIONS), help="one of the paper's questions: its arms, its results in "
+        "--out/NAME/ (" + "; ".join(f"{k}: {q}" for k, (q, _) in ABLATIONS.items()) + ")"))
+    if args.ablation and args.arms != "all":
+        raise SystemExit("experiments/gstack.py: --ablation chooses the arms; leave out --arms")
+    args.arm_list = ABLATIONS[args.ablation][1] if args.ablation else (
+        args.arm_list if args.arms != "all" else list(OPERATOR_ARMS))
     s = args.settings
     check_settings(s)
     seed_dirs = common.each_seed(args, lambda k, seed: run_seed(args, s, k, seed))
     if args.dry_run:
         return None
+    res = copy.copy(args)  # an ablation's results go to its own folder; its arms stay beside the others
+    if args.ablation:
+        res.out = os.path.join(args.out, args.ablation)
+        walls = {seed: sum(common.wall_minutes(os.path.join(d, a)) for a in args.arm_list)
+                 for seed, d in zip(args.seed_list, seed_dirs)}
+        head = [f"Question: {ABLATIONS[args.ablation][0]}.", "Minutes of train.py per seed, these arms: " + ", ".join(
+            f"{seed}: {m:.1f}" for seed, m in walls.items()) + ".", "Arms: " + "; ".join(
+            f"{a}: `{shlex.join(arm_args(a, s))}`" for a in args.arm_list) + " (after the config's settings)."]
+    if args.ablation == "budget":
+        md, data, lines = budget_results(args, seed_dirs)
+        series = {a: [os.path.join(d, a) for d in seed_dirs] for a in args.arm_list}
+        return common.finish(res, "Gstack ablation: budget", head + md, data, lines, "loss_vs_flops.png", series,
+                             [("training FLOPs (exact, small phase included)", "flops")], None,
+                             f"{len(seed_dirs)} seed(s) (first solid, others dashed)")
 
     results = [analyse(d, args.arm_list) for d in seed_dirs]  # per seed: (rows, comparison, claims, table)
     rows, comparison, sentences, _ = results[0]
@@ -270,7 +359,8 @@ def main(argv=None):
     data = {"arms": rows, "comparison": comparison, "claims": sentences, "notes": notes,
             "per_seed": {str(seed): {"arms": r[0], "comparison": r[1], "claims": r[2]}
                          for seed, r in zip(args.seed_list, results)}, "aggregate": agg}
-    return common.finish(args, "Gstack: growth operators vs scratch", md, data, summary_lines, "loss_vs_flops.png",
+    title = f"Gstack ablation: {args.ablation}" if args.ablation else "Gstack: growth operators vs scratch"
+    return common.finish(res, title, (head if args.ablation else []) + md, data, summary_lines, "loss_vs_flops.png",
                          series, panels, next((r[1]["target"] for r in results if r[1]), None),
                          f"{len(seed_dirs)} seed(s) (first solid, others dashed); dotted line: scratch's final val "
                          f"loss, seed {args.seed_list[0]}")

@@ -327,6 +327,8 @@ def test_gpu_arms_are_valid_train_settings(tmp_path, capsys):
     from experiments import bimix, gstack, inheritune
     for mod in (gstack, inheritune, bimix):
         assert mod.main(["--scale", "gpu", "--out", str(tmp_path / mod.__name__), "--dry_run"]) is None
+    for name in gstack.ABLATIONS:
+        assert gstack.main(["--scale", "gpu", "--out", str(tmp_path / "g"), "--ablation", name, "--dry_run"]) is None
     printed = capsys.readouterr().out
     for arm in gstack.ARMS + inheritune.ARMS + bimix.ARMS:
         assert f"[{arm}]" in printed or arm in ("depth_direct", "ablation_full"), arm  # aliases share a run
@@ -334,6 +336,14 @@ def test_gpu_arms_are_valid_train_settings(tmp_path, capsys):
     assert (f"--n_embd={g['n_embd'] // 2} --n_head={g['n_head'] // 2} --intermediate_size="
             f"{gstack.intermediate(g) // 2}") in printed                      # widthwise: half width, head_dim kept
     assert f"--n_layer={ref['n_layer'] // 2} --max_iters={2 * common.final_iter(ref)}" in printed  # scratch_2T
+    # the ablations: MIDAS grows by the base's size at 10%, 30% and 60% of the budget (stage k trains in proportion
+    # to k), gradual doubles twice reaching L at d, the budget arms train 4x the steps with the same d
+    L0, d, B = g["n_layer"], g["grow_at_tokens"], common.final_iter(g) * common.tokens_per_iter(g)
+    assert g["grow_factor"] == 4 and f"'--grow_at_tokens=[{B // 10},{B * 3 // 10},{B * 6 // 10}]'" in printed
+    assert "'--grow_layer_map=" + str(gstack.grow.midas_layer_maps(L0, L0, 3)).replace(" ", "") + "'" in printed
+    assert f"'--grow_at_tokens=[{d // 2},{d}]' --grow_dim=depth --grow_op=direct --grow_factor=2" in printed
+    assert f"--grow_factor=4 --max_iters={4 * g['max_iters']}" in printed
+    assert f"--n_layer={L0 * 4 // 8} --grow_at_tokens={d} --grow_dim=depth --grow_op=direct --grow_factor=8" in printed
 
 
 def test_inheritune_gap_against_T(tmp_path, tiny_dataset):

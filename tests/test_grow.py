@@ -113,6 +113,45 @@ def test_layer_map_interpolation_and_partial_stacking():
     assert grow.grow_depth(small, "direct", factor=4, layer_map=[0, 1, 1]).config.n_layer == 3
 
 
+def test_midas_repeats_the_middle_block_at_each_stage():
+    # MIDAS (Saunshi et al. 2024): a block of b layers at the middle is copied, the copy right after it
+    assert grow.midas_layer_maps(2, 2, 3) == [[0, 1, 0, 1], [0, 1, 2, 1, 2, 3], [0, 1, 2, 3, 2, 3, 4, 5]]
+    assert grow.midas_layer_maps(3, 1, 2) == [[0, 1, 1, 2], [0, 1, 1, 2, 3]]  # of 4 layers, 1 and 2 are both middle
+    for L, b in ((4, 2), (8, 2), (12, 4), (9, 3)):
+        m = grow.midas_layer_map(L, b)
+        twice = [j for j in range(L) if m.count(j) == 2]
+        assert len(m) == L + b and len(twice) == b and all(m.count(j) == 1 for j in range(L) if j not in twice)
+        assert twice == list(range(twice[0], twice[0] + b))  # one contiguous block ...
+        assert abs(twice[0] - (L - twice[-1] - 1)) <= 1  # ... at the middle: as many layers below as above (+-1)
+        assert m[twice[-1] + 1: twice[-1] + 1 + b] == twice  # the copy right after the original
+    with pytest.raises(ValueError, match="block=3 is more than"):
+        grow.midas_layer_maps(2, 3, 1)
+
+
+def test_each_midas_stage_keeps_what_its_operator_promises():
+    """Three MIDAS stages 2 -> 4 -> 6 -> 8: G_direct's model is the small blocks run in the map's order; G_zero's
+    and G_random's (ramp 0) compute the same function as the model before the stage."""
+    model = trained("llama")
+    for lmap in grow.midas_layer_maps(2, 2, 3):
+        direct = grow.grow_depth(model, "direct", layer_map=lmap).eval()
+        grown = {op: grow.grow_depth(model, op, layer_map=lmap).eval() for op in ("zero", "random")}
+        with torch.no_grad():
+            x, rope = model.wte(IDX), (model.rope_cos, model.rope_sin)
+            for j in lmap:
+                x = model.blocks[j](x, rope)
+            torch.testing.assert_close(direct(IDX)[0], model.lm_head(model.ln_f(x)), rtol=0, atol=1e-5)
+            for op in ("zero", "random"):
+                torch.testing.assert_close(grown[op](IDX)[0], model(IDX)[0], rtol=0, atol=1e-5)
+        model = direct
+
+
+def test_paper_tokens_of_several_growths():
+    # 2 -> 4 layers at 100 tokens, 4 -> 8 at 300: a token on 2 layers counts 1/4, on 4 layers 1/2
+    tokens = [0, 50, 100, 200, 300, 400]
+    assert grow.paper_tokens(tokens, [100, 300], [2, 2]).tolist() == [0, 12.5, 25, 75, 125, 225]
+    assert grow.paper_tokens(tokens, [100], [4]).tolist() == grow.paper_tokens(tokens, 100, 4).tolist()
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("op", ["zero", "random"])
 def test_depth_zero_and_random_keep_function(arch, op):

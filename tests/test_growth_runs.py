@@ -54,6 +54,42 @@ def test_resume_after_growth_reproduces_the_run(gstack_run, tiny_dataset, tmp_pa
     assert full == part
 
 
+# several growths in one run, every 5 steps (640 tokens): MIDAS 2 -> 4 -> 6 -> 8 layers, gradual stacking 2 -> 4 -> 8
+MIDAS = TINY_RUN + ["--grow_at_tokens=[640,1280,1920]", "--log_interval=1",
+                    "--grow_layer_map=" + str(grow.midas_layer_maps(2, 2, 3)).replace(" ", "")]
+GRADUAL = TINY_RUN + ["--grow_at_tokens=[640,1280]", "--grow_factor=2", "--log_interval=1"]
+
+
+def test_midas_and_gradual_schedules_grow_at_the_steps_they_name(tiny_dataset, tmp_path):
+    for name, args in (("midas", MIDAS), ("gradual", GRADUAL)):
+        run_train(args + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / name}", "--keep_checkpoints=9"])
+    grows = {name: [(e["iter"], e["before"]["n_layer"], e["after"]["n_layer"]) for e in read_metrics(tmp_path / name)
+                    if e.get("event") == "grow"] for name in ("midas", "gradual")}
+    assert grows == {"midas": [(5, 2, 4), (10, 4, 6), (15, 6, 8)], "gradual": [(5, 2, 4), (10, 4, 8)]}
+
+    def blocks(name, it):  # the blocks of the checkpoint written right after the growth at `it`
+        w = load_checkpoint(str(tmp_path / name / f"ckpt_{it:07d}.pt"))["model"]
+        return [w[f"blocks.{i}.attn.q_proj.weight"] for i in range(len({k.split(".")[1] for k in w if "blocks." in k}))]
+
+    def copies(bs):  # the pairs of blocks that are equal
+        return [(i, j) for i in range(len(bs)) for j in range(i + 1, len(bs)) if torch.equal(bs[i], bs[j])]
+    # MIDAS: each stage repeats the middle block (2 layers) of the model it grows, the copy right after it
+    assert [copies(blocks("midas", it)) for it in (5, 10, 15)] == [[(0, 2), (1, 3)], [(1, 3), (2, 4)], [(2, 4), (3, 5)]]
+    # gradual: each stage stacks the whole model twice (the second: the 4 layers trained 5 steps since the first)
+    assert [copies(blocks("gradual", it)) for it in (5, 10)] == [[(0, 2), (1, 3)], [(0, 4), (1, 5), (2, 6), (3, 7)]]
+
+
+def test_resume_between_two_growths_reproduces_the_run(tiny_dataset, tmp_path):
+    args = GRADUAL + [f"--dataset={tiny_dataset}", "--lr_decay_iters=20", "--eval_interval=4"]
+    run_train(args + [f"--out_dir={tmp_path / 'full'}"])
+    run_train(args + [f"--out_dir={tmp_path / 'part'}", "--max_iters=8"])  # after the first growth only
+    run_train(args + [f"--out_dir={tmp_path / 'part'}", "--init_from=resume"])
+    full, part = (read_metrics(tmp_path / d) for d in ("full", "part"))
+    assert [(e["iter"], e.get("train_loss"), e.get("val_loss_mean")) for e in full] == \
+        [(e["iter"], e.get("train_loss"), e.get("val_loss_mean")) for e in part]
+    assert load_checkpoint(checkpoint_paths(str(tmp_path / "part"))[-1])["growths_done"] == 2
+
+
 @pytest.fixture(scope="module")
 def small_run(tiny_dataset, tmp_path_factory):
     """A finished small run to grow from (init_from='grow')."""
@@ -140,7 +176,11 @@ def test_ramped_and_learned_growth_in_a_run(tiny_dataset, tmp_path, dim, op, ext
     (["--grow_op=stack"], "grow_op='stack': must be one of 'direct', 'zero', 'random', 'learn'"),
     (["--grow_dim=width", "--grow_n_embd=64", "--grow_op=random", "--grow_opts={'schedule':'fast'}"],
      "schedule='fast'; expected 'msg' or 'single'"),
-    (["--grow_opts={'layout':'official'}"], "unexpected option(s) ['layout'] for op='direct'")])
+    (["--grow_opts={'layout':'official'}"], "unexpected option(s) ['layout'] for op='direct'"),
+    (["--grow_at_tokens=[640,1280]", "--grow_layer_map=[[0,1,0,1],[0,1,2,5]]"],  # the second growth's map, checked
+     "layer_map[3]=5 names a layer that does not exist; the model has 4 layers"),  # against the first's model
+    (["--grow_layer_map=[[0,1,0,1],[0,1,2,1,2,3]]"], "grow_layer_map holds 2 layer maps: give grow_at_tokens a list"),
+    (["--grow_at_tokens=[1280,640]"], "grow_at_tokens=[1280, 640]: must be an integer >= 0, or a list of integers")])
 def test_bad_growth_settings_are_refused_before_training(tiny_dataset, tmp_path, bad, msg):
     p = run_train(TINY_RUN + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path}", "--grow_at_tokens=1280"] + bad,
                   check=False)
