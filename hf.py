@@ -9,8 +9,12 @@ GPT-2 stores its projections as Conv1D, i.e. transposed, with q, k, v fused in c
 The tokenizer files are GPT-2's byte-level BPE format, rebuilt offline from the BPE ranks (no download).
 """
 
+import functools
+import hashlib
 import json
 import os
+import re
+from dataclasses import asdict, replace
 
 import torch
 
@@ -19,24 +23,32 @@ from model import GPT, GPTConfig
 HF_EOT = "<|endoftext|>"
 
 
-def _read_weights(path):
-    def read(file):
+def _weights(path):
+    """{key: a function that reads that tensor} over every weight file of a folder (sharded or not): safetensors
+    files are read one tensor at a time, .bin files memory-mapped, so reading part of a model costs that part."""
+    def tensors(file):
+        full = os.path.join(path, file)
         if file.endswith(".safetensors"):
             try:
-                from safetensors.torch import load_file
+                from safetensors import safe_open
             except ImportError:
-                raise ImportError(f"{file} is a safetensors file: pip install safetensors") from None
-            return load_file(os.path.join(path, file))
-        return torch.load(os.path.join(path, file), map_location="cpu", weights_only=True)
+                raise ImportError(f"{full} is a safetensors file: pip install safetensors") from None
+            f = safe_open(full, framework="pt")
+            return {k: functools.partial(f.get_tensor, k) for k in f.keys()}
+        try:
+            sd = torch.load(full, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # a file in torch's old (not zip) format cannot be memory-mapped
+            sd = torch.load(full, map_location="cpu", weights_only=True)
+        return {k: (lambda v=v: v) for k, v in sd.items()}
 
     for single, index in (("model.safetensors", "model.safetensors.index.json"),
                           ("pytorch_model.bin", "pytorch_model.bin.index.json")):
         if os.path.isfile(os.path.join(path, index)):
             with open(os.path.join(path, index)) as f:
                 files = sorted(set(json.load(f)["weight_map"].values()))
-            return {k: v for file in files for k, v in read(file).items()}
+            return {k: v for file in files for k, v in tensors(file).items()}
         if os.path.isfile(os.path.join(path, single)):
-            return read(single)
+            return tensors(single)
     raise FileNotFoundError(f"{path}: no model.safetensors or pytorch_model.bin (sharded or not) found")
 
 
@@ -45,31 +57,80 @@ LLAMA_RENAMES = [("model.embed_tokens.", "wte."), ("model.norm.", "ln_f."), ("mo
                  (".self_attn.", ".attn."), (".input_layernorm.", ".ln_1."), (".post_attention_layernorm.", ".ln_2.")]
 
 
-def from_hf(path):
-    """A local Hugging Face GPT-2 or Llama checkpoint folder as a GPT."""
+def is_hf_folder(path):
+    """Whether path is a Hugging Face model folder (its config.json names a model_type; a run's does not)."""
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            return "model_type" in json.load(f)
+    except (OSError, ValueError):
+        return False
+
+
+def from_hf(path, n_layer=None):
+    """A local Hugging Face GPT-2 or Llama checkpoint folder as a GPT. n_layer: only its first n blocks, with the
+    embeddings, final norm and head (Inheritune's small model from a public reference). The weights are read
+    block by block into the model, so memory holds the model built and one block more, never the reference."""
     cfg_file = os.path.join(path, "config.json")
     if not os.path.isfile(cfg_file):
         raise FileNotFoundError(f"{cfg_file} not found: init_from must be a local Hugging Face model directory")
     with open(cfg_file) as f:
         hf = json.load(f)
     config = _config_from_hf(hf, cfg_file)
-    sd = _read_weights(path)
-    if config.arch == "gpt2":
-        ours = _gpt2_from_hf_state(sd, config)
-        if not config.tie_embeddings:  # an untied GPT-2 saves its head as lm_head.weight (transformers does too)
-            if "lm_head.weight" not in sd:
-                raise ValueError(f"{cfg_file}: tie_word_embeddings is false but {path} has no lm_head.weight")
-            ours["lm_head.weight"] = sd["lm_head.weight"]
-    else:
-        ours = {_rename(k, LLAMA_RENAMES): v for k, v in sd.items() if "rotary_emb" not in k}
-        if config.tie_embeddings:
-            ours.pop("lm_head.weight", None)
+    if n_layer is not None:
+        if not 1 <= n_layer <= config.n_layer:
+            raise ValueError(f"{path}: cannot keep the first {n_layer} of its {config.n_layer} blocks")
+        config = replace(config, n_layer=n_layer)
+    weights = _weights(path)
     model = GPT(config)
-    missing, unexpected = model.load_state_dict(ours, strict=False)
-    missing = [k for k in missing if not (config.tie_embeddings and k == "lm_head.weight")]
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not match the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    state, loaded = model.state_dict(), set()
+    for i in [None] + list(range(config.n_layer)):  # the embeddings, final norm and head, then each block
+        part = {k: get() for k, get in weights.items() if _block_of(k) == i and "rotary_emb" not in k}
+        if config.arch == "gpt2":
+            ours = _gpt2_from_hf_state(part, config, i)
+            if i is None and not config.tie_embeddings:  # an untied GPT-2 saves its head as lm_head.weight
+                if "lm_head.weight" not in part:
+                    raise ValueError(f"{cfg_file}: tie_word_embeddings is false but {path} has no lm_head.weight")
+                ours["lm_head.weight"] = part["lm_head.weight"]
+        else:
+            ours = {_rename(k, LLAMA_RENAMES): v for k, v in part.items()}
+            if config.tie_embeddings:
+                ours.pop("lm_head.weight", None)
+        unexpected = [k for k in ours if k not in state]
+        if unexpected:
+            raise ValueError(f"{path}: weights do not match the config: unexpected {unexpected[:5]}")
+        with torch.no_grad():
+            for k, v in ours.items():
+                state[k].copy_(v)
+        loaded.update(ours)
+    missing = [k for k in state if k not in loaded and not (config.tie_embeddings and k == "lm_head.weight")]
+    if missing:
+        raise ValueError(f"{path}: weights do not match the config: missing {missing[:5]}")
     return model
+
+
+def reference_info(path):
+    """What train.py reads of a Hugging Face reference before its weights, as a checkpoint holds it: model_args and
+    the tokenizer its ids mean (data.loader.tokenizer_record's form): GPT-2's own, or the folder's tokenizer.json."""
+    with open(os.path.join(path, "config.json")) as f:
+        hf = json.load(f)
+    config = _config_from_hf(hf, os.path.join(path, "config.json"))
+    tok = os.path.join(path, "tokenizer.json")
+    if config.arch == "gpt2" and config.vocab_size == 50257:
+        record = {"kind": "gpt2", "vocab_size": 50257}  # tiktoken's GPT-2 BPE gives the same ids
+    elif os.path.isfile(tok):
+        with open(tok, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        record = {"kind": "hf:" + os.path.abspath(path), "fingerprint": "sha256:" + digest}
+    else:
+        record = None  # nothing to check the data against
+    return {"model_args": asdict(config), "tokenizer": record}
+
+
+def _block_of(key):
+    """The block index of a Hugging Face weight name (GPT-2 'transformer.h.3.', Llama 'model.layers.3.'), or None
+    for the embeddings, final norm and head."""
+    m = re.search(r"(?:^|\.)(?:h|layers)\.(\d+)\.", key)
+    return int(m.group(1)) if m else None
 
 
 def _config_from_hf(hf, cfg_file):
@@ -118,21 +179,20 @@ def _rename(k, renames, reverse=False):
     return k
 
 
-def _gpt2_from_hf_state(sd, config):
+def _gpt2_from_hf_state(sd, config, block=None):
+    """Our names and layouts for GPT-2's embeddings and final norm (block None) or for one of its blocks."""
     sd = {k.removeprefix("transformer."): v for k, v in sd.items()}
-    C = config.n_embd
-    out = {"wte.weight": sd["wte.weight"], "wpe.weight": sd["wpe.weight"],
-           "ln_f.weight": sd["ln_f.weight"], "ln_f.bias": sd["ln_f.bias"]}
-    for i in range(config.n_layer):
-        p, q = f"h.{i}.", f"blocks.{i}."
-        for n in ("ln_1", "ln_2"):
-            out[q + n + ".weight"], out[q + n + ".bias"] = sd[p + n + ".weight"], sd[p + n + ".bias"]
-        w, b = sd[p + "attn.c_attn.weight"].t(), sd[p + "attn.c_attn.bias"]  # Conv1D (C, 3C) -> Linear (3C, C)
-        for j, n in enumerate(("q_proj", "k_proj", "v_proj")):
-            out[q + f"attn.{n}.weight"], out[q + f"attn.{n}.bias"] = w[j * C:(j + 1) * C], b[j * C:(j + 1) * C]
-        for src, dst in (("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"), ("mlp.c_proj", "mlp.down_proj")):
-            out[q + dst + ".weight"], out[q + dst + ".bias"] = sd[p + src + ".weight"].t(), sd[p + src + ".bias"]
-    return {k: v.contiguous() for k, v in out.items()}
+    if block is None:
+        return {k: sd[k] for k in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias")}
+    C, p, q, out = config.n_embd, f"h.{block}.", f"blocks.{block}.", {}
+    for n in ("ln_1", "ln_2"):
+        out[q + n + ".weight"], out[q + n + ".bias"] = sd[p + n + ".weight"], sd[p + n + ".bias"]
+    w, b = sd[p + "attn.c_attn.weight"].t(), sd[p + "attn.c_attn.bias"]  # Conv1D (C, 3C) -> Linear (3C, C)
+    for j, n in enumerate(("q_proj", "k_proj", "v_proj")):
+        out[q + f"attn.{n}.weight"], out[q + f"attn.{n}.bias"] = w[j * C:(j + 1) * C], b[j * C:(j + 1) * C]
+    for src, dst in (("attn.c_proj", "attn.o_proj"), ("mlp.c_fc", "mlp.up_proj"), ("mlp.c_proj", "mlp.down_proj")):
+        out[q + dst + ".weight"], out[q + dst + ".bias"] = sd[p + src + ".weight"].t(), sd[p + src + ".bias"]
+    return out
 
 
 def to_hf(model, path, tokenizer=None):

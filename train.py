@@ -34,7 +34,7 @@ from configurator import (ConfigError, check_device, check_train_settings, given
                           model_args, model_settings, settings_help)
 from data.loader import Batcher, DataError, check_tokenizer, dataset_dir, domain_losses, load_meta, tokenizer_record
 from data.prepare import BusyError, hold_lock
-from hf import from_hf
+from hf import from_hf, is_hf_folder, reference_info
 from mix import resolve_mixture
 from model import GPT, GPTConfig
 from runs import CheckpointError, checkpoint_paths, find_checkpoint, read_metrics, save_checkpoint
@@ -177,8 +177,10 @@ torch.manual_seed(seed)
 log = print if master else (lambda *a, **k: None)
 
 source_given = grow_from if init_from == "grow" else inherit_from
+hf_reference = init_from == "inherit" and is_hf_folder(inherit_from)  # a Hugging Face folder (Inheritune's setting)
 if init_from in ("grow", "inherit"):  # the checkpoint this run starts from, read now: it may set block_size
-    source_ckpt, source_path = find_checkpoint(source_given, log=log)
+    source_ckpt, source_path = (reference_info(inherit_from), inherit_from) if hf_reference else \
+        find_checkpoint(source_given, log=log)
     if "block_size" not in given:  # the source's context, rather than a default it may not have
         block_size = settings["block_size"] = source_ckpt["model_args"]["block_size"]
         log(f"block_size={block_size}: the context of {source_given}'s model (--block_size=N trains on shorter "
@@ -239,7 +241,8 @@ iter_num, tokens_seen, flops_seen, best_val_loss = 0, 0, 0.0, float("inf")
 grow_iter = None            # iteration at which this run last grew (restarts the schedule, starts G_random's ramp)
 # in-run growths, at these token counts, with these layer maps (several: gradual or MIDAS stacking)
 growths = grow_at_tokens if isinstance(grow_at_tokens, list) else [grow_at_tokens] if grow_at_tokens else []
-layer_maps = grow_layer_map if grow_layer_map and isinstance(grow_layer_map[0], list) else [grow_layer_map] * len(growths)
+several_maps = bool(grow_layer_map) and isinstance(grow_layer_map[0], list)
+layer_maps = grow_layer_map if several_maps else [grow_layer_map] * len(growths)
 growths_done = 0
 data_offset = 0             # step iter_num trains on the batches of data step data_offset + iter_num (data/loader.py)
 schedule_start = 0
@@ -263,8 +266,10 @@ elif init_from in ("grow", "inherit"):
     source = {"checkpoint": os.path.abspath(source_path), "iter_num": source_ckpt.get("iter_num"),
               "digest": source_ckpt.get("digest"), "init_from": init_from,
               "given": os.path.abspath(source_given)}
-    small = grow.load_model(source_ckpt)
     try:
+        # a Hugging Face reference: only the blocks to inherit are read (a 7B reference is never whole in memory)
+        small = from_hf(source_path, n_layer=max(inherit_layers or [inherit_n_layer - 1]) + 1) if hf_reference \
+            else grow.load_model(source_ckpt)
         if init_from == "grow":
             grow.validate_growth(small.config, grow_dim, grow_op, grow_factor, grow_layer_map, grow_n_embd, grow_opts)
             # the base trained on data steps [its offset, its offset + its iter_num); batches are a function of
@@ -280,8 +285,9 @@ elif init_from in ("grow", "inherit"):
         else:
             kwargs = {k: v for k, v in (("parts", inherit_parts), ("fresh_init", inherit_fresh_init)) if v is not None}
             model = inherit.inherit(small, inherit_n_layer, layers=inherit_layers, **kwargs)
-            log(f"inherited {model.config.n_layer} of {small.config.n_layer} layers from {inherit_from}")
-    except (ValueError, TypeError) as e:
+            log(f"inherited {model.config.n_layer} of {source_ckpt['model_args']['n_layer']} layers from "
+                f"{inherit_from}")
+    except (ValueError, TypeError, ImportError, FileNotFoundError) as e:
         raise ConfigError(f"init_from={init_from!r} from {source_given}: {e}") from None
     del source_ckpt  # its optimizer state is not needed
 elif os.path.isdir(init_from):

@@ -69,8 +69,9 @@ def check_tokenizer(ckpt, meta, what, dataset_dir):
     on (or evaluating) this data would quietly give nonsense. A model's vocabulary being at least the data's is
     not enough: GPT-2 BPE's model embeds byte ids just as well."""
     data, rec = tokenizer_record(meta), ckpt.get("tokenizer") or {}  # a checkpoint that does not say: nothing to check
-    differ = [k for k in ("kind", "vocab_size", "fingerprint")
-              if rec.get(k) is not None and data.get(k) is not None and rec[k] != data[k]]
+    same_file = str(rec.get("kind")).startswith("hf:") and str(data.get("kind")).startswith("hf:")  # any folder
+    differ = [k for k in ("kind", "vocab_size", "fingerprint") if rec.get(k) is not None and data.get(k) is not None
+              and rec[k] != data[k] and not (k == "kind" and same_file)]
     if differ:
         raise DataError(f"{what} was trained with tokenizer {_describe(rec)}, but dataset {dataset_dir} holds ids of "
                         f"tokenizer {_describe(data)} ({', '.join(differ)} differ): use a dataset made with "

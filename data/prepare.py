@@ -79,12 +79,68 @@ class TiktokenTokenizer:
         return get_tokenizer, ("gpt2",)
 
 
+class HFTokenizer:
+    """A Hugging Face model folder's tokenizer.json (the `tokenizers` package), for data that a public checkpoint
+    (e.g. a Llama for Inheritune) reads as it was trained to. Named 'hf:<folder>'; its fingerprint is the SHA-256
+    of tokenizer.json, so the same file in another folder is the same tokenizer."""
+
+    def __init__(self, folder):
+        folder = os.path.abspath(folder)
+        path = os.path.join(folder, "tokenizer.json")
+        if not os.path.isfile(path):
+            raise ValueError(f"--tokenizer={folder}: it has no tokenizer.json; transformers writes one: python -c "
+                             f"\"from transformers import AutoTokenizer as T; T.from_pretrained('{folder}')"
+                             f".save_pretrained('{folder}')\"")
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise ImportError(f"{path} needs the tokenizers package: pip install tokenizers") from None
+        self.tok, self.name = Tokenizer.from_file(path), "hf:" + folder
+        self.n_vocab = self.tok.get_vocab_size(with_added_tokens=True)
+        with open(path, "rb") as f:
+            self.fingerprint = "sha256:" + hashlib.sha256(f.read()).hexdigest()
+        self.eot = _eos_id(folder, self.tok)
+
+    def encode(self, text):
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids):
+        return self.tok.decode([int(i) for i in ids])
+
+    def __reduce__(self):  # workers rebuild it from the file
+        return get_tokenizer, (self.name,)
+
+
+def _eos_id(folder, tok):
+    """The end-of-sequence id that separates documents: the folder's eos_token (tokenizer_config.json), else the
+    model's eos_token_id (config.json)."""
+    for file in ("tokenizer_config.json", "config.json"):
+        try:
+            with open(os.path.join(folder, file)) as f:
+                cfg = json.load(f)
+        except (OSError, ValueError):
+            continue
+        eos = cfg.get("eos_token")
+        eos = eos.get("content") if isinstance(eos, dict) else eos
+        if isinstance(eos, str) and tok.token_to_id(eos) is not None:
+            return tok.token_to_id(eos)
+        if isinstance(cfg.get("eos_token_id"), int):
+            return cfg["eos_token_id"]
+        if isinstance(cfg.get("eos_token_id"), list) and cfg["eos_token_id"]:
+            return cfg["eos_token_id"][0]
+    raise ValueError(f"--tokenizer={folder}: no end-of-sequence token in its tokenizer_config.json or config.json "
+                     f"(eos_token / eos_token_id), which separates documents")
+
+
 def get_tokenizer(name):
-    """'gpt2' (GPT-2 BPE through tiktoken, from the ranks file in the repository) or 'byte'."""
+    """'gpt2' (GPT-2 BPE through tiktoken, from the ranks file in the repository), 'byte', or a Hugging Face model
+    folder ('hf:<folder>' or the folder itself) with a tokenizer.json."""
     if name == "byte":
         return ByteTokenizer()
+    if name.startswith("hf:") or os.path.isdir(name):
+        return HFTokenizer(name.removeprefix("hf:"))
     if name != "gpt2":
-        raise ValueError(f"unknown tokenizer {name!r}: use 'gpt2' or 'byte'")
+        raise ValueError(f"unknown tokenizer {name!r}: use 'gpt2', 'byte' or a Hugging Face model folder")
     try:
         import tiktoken
     except ImportError:
@@ -474,7 +530,10 @@ def prepare(name, sources, tokenizer="gpt2", val_fraction=0.02, max_bytes=0, wor
                                f"{', '.join(old.get('domains', {}))})" if old else "")
                                + "; pass --overwrite to replace it, or choose another --name")
         remove_stale_temp_folders(out_root, name)
-        tok = get_tokenizer(tokenizer)
+        try:
+            tok = get_tokenizer(tokenizer)
+        except (ValueError, ImportError) as e:  # an unknown name, a folder without tokenizer.json, no tokenizers
+            raise PrepareError(str(e)) from None
         dtype = np.uint16 if tok.n_vocab <= 2 ** 16 else np.uint32
         tmp = os.path.join(out_root, f".{name}.tmp.{os.getpid()}")
         os.mkdir(tmp)  # fails if it exists: this folder is ours alone
@@ -526,7 +585,8 @@ def main(argv=None):
     p.add_argument("--source", action="append", default=[], metavar="DOMAIN=GLOB",
                    help="a domain of local text files; repeat for several domains (GLOB may repeat, comma-separated)")
     p.add_argument("--hf", default=None, help="openwebtext | fineweb-edu | slimpajama (needs datasets + network)")
-    p.add_argument("--tokenizer", default="gpt2", choices=["gpt2", "byte"], help="(default: %(default)s)")
+    p.add_argument("--tokenizer", default="gpt2", help="gpt2, byte, or a Hugging Face model folder with a "
+                   "tokenizer.json: the tokenizer of a checkpoint to inherit from (default: %(default)s)")
     p.add_argument("--val_fraction", type=float, default=0.02, help="share of documents in val (default: %(default)s)")
     p.add_argument("--max_bytes", type=float, default=20e6, help="text per domain to read, 0 = all (default: 20e6)")
     p.add_argument("--split_bytes", type=float, default=256 * 1024,

@@ -283,7 +283,8 @@ def budget_results(args, seed_dirs):
         v, w = agg["gstack"]["values"], agg["scratch"]["values"]
         table.append([f"{k}x", f"{k * common.final_iter(s) * common.tokens_per_iter(s):,}",
                       common.fmt_spread(w["val_loss_mean"]), common.fmt_spread(v["val_loss_mean"]),
-                      common.fmt_spread(v["speedup"], percent=True), common.fmt_spread(v["paper_speedup"], percent=True),
+                      common.fmt_spread(v["speedup"], percent=True),
+                      common.fmt_spread(v["paper_speedup"], percent=True),
                       f"{sum(x is not None for x in v['speedup'])} of {len(seed_dirs)}",
                       common.fmt_spread(v["gain_at_equal_flops"], "+.4f")])
     md = [common.md_table(["budget", "tokens", "scratch final val loss", "Gstack final val loss",

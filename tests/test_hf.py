@@ -294,3 +294,101 @@ def test_harness_scores_every_item_as_tasks_does(tmp_path, arch, tokenizer, voca
         if name == "lambada":
             assert results[name]["perplexity"] == pytest.approx(ours[name]["ppl"], rel=1e-4)
     assert 0 < sum(r["acc"] for r in results.values()) < len(names)  # not all right or all wrong
+
+
+# --- Inheritune from a Hugging Face folder -------------------------------------------------------------------------
+
+def hf_reference(folder, arch, transformers):
+    """A 4-layer model that transformers made and saved itself (its own init, perturbed), with a byte-level
+    tokenizer.json (256 bytes + '</s>') beside it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    to_hf(tiny(arch, vocab_size=320, n_layer=4, **({"rope_scaling": LLAMA3} if arch == "llama" else {})),
+          str(folder / "config_only"))
+    torch.manual_seed(2)
+    theirs = transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.from_pretrained(str(folder / "config_only"))).eval()
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    theirs.save_pretrained(str(folder))
+    vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
+    tok = Tokenizer(models.BPE(vocab={**vocab, "</s>": 256}, merges=[]))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.add_special_tokens(["</s>"])
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": "</s>"}))
+    return theirs
+
+
+def blocks_output(m, idx):
+    """The residual stream after all of m's blocks (before the final norm)."""
+    x, rope = m.wte(idx), None
+    if m.config.arch == "gpt2":
+        x = x + m.wpe(torch.arange(idx.shape[1]))
+    else:
+        rope = (m.rope_cos, m.rope_sin)
+    for block in m.blocks:
+        x = block(x, rope)
+    return x
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_inheriting_from_a_hugging_face_folder_reads_only_those_blocks(tmp_path, monkeypatch, arch):
+    """from_hf(folder, n_layer=2) of a 4-layer reference: the reference's hidden states after its first 2 blocks,
+    exactly, and its embeddings, final norm and head; no tensor of blocks 2 and 3 is ever read."""
+    transformers = pytest.importorskip("transformers")
+    safetensors = pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    from hf import _block_of
+    theirs = hf_reference(tmp_path, arch, transformers)
+    read, real = [], safetensors.safe_open
+
+    class Spy:  # safe_open that records every tensor read
+        def __init__(self, *a, **k):
+            self.f = real(*a, **k)
+
+        def keys(self):
+            return self.f.keys()
+
+        def get_tensor(self, key):
+            read.append(key)
+            return self.f.get_tensor(key)
+    monkeypatch.setattr(safetensors, "safe_open", Spy)
+    small = from_hf(str(tmp_path), n_layer=2).eval()
+    assert small.config.n_layer == 2 and {_block_of(k) for k in read} == {None, 0, 1}
+    x = torch.randint(0, 320, (2, 24))
+    with torch.no_grad():
+        want = theirs(x, output_hidden_states=True).hidden_states[2]  # after 2 of the 4 blocks
+        torch.testing.assert_close(blocks_output(small, x), want, rtol=0, atol=1e-5)
+    ours, ref = small.state_dict(), from_hf(str(tmp_path)).state_dict()
+    assert all(torch.equal(ours[k], ref[k]) for k in ours)  # every tensor kept is the reference's
+
+
+def test_train_inherits_from_a_hugging_face_folder_on_data_of_its_tokenizer(tmp_path, tiny_dataset):
+    """prepare.py --tokenizer=<folder> makes data with the reference's tokenizer.json; train.py --init_from=inherit
+    takes the folder as the reference, and refuses data of another tokenizer."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    import subprocess
+    import sys
+    from conftest import REPO, run_train
+    ref = tmp_path / "ref"
+    hf_reference(ref, "llama", transformers)
+    (tmp_path / "text").mkdir()
+    for i in range(3):
+        (tmp_path / "text" / f"{i}.txt").write_text(real_text()[2000 * i: 2000 * (i + 1)] * 3)
+    p = subprocess.run([sys.executable, "data/prepare.py", "--name=mine", f"--out_root={tmp_path}", "--workers=1",
+                        f"--source=notes={tmp_path / 'text'}", f"--tokenizer={ref}"], cwd=REPO, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr
+    meta = load_meta(str(tmp_path / "mine"))
+    assert meta["tokenizer"] == f"hf:{ref}" and meta["vocab_size"] == 257 and meta["eot"] == 256
+    args = ["--init_from=inherit", f"--inherit_from={ref}", "--inherit_n_layer=2", "--block_size=32",
+            "--batch_size=4", "--max_iters=4", "--eval_interval=4", "--eval_iters=1", "--device=cpu", "--compile=False"]
+    p = run_train(args + [f"--dataset={tmp_path / 'mine'}", f"--out_dir={tmp_path / 'run'}"])
+    assert f"inherited 2 of 4 layers from {ref}" in p.stdout
+    ck = torch.load(tmp_path / "run" / "ckpt_0000004.pt", weights_only=False)
+    assert ck["model_args"]["n_layer"] == 2 and ck["model_args"]["rope_scaling"] == LLAMA3
+    p = run_train(args + [f"--dataset={tiny_dataset}", f"--out_dir={tmp_path / 'bytes'}"], check=False)
+    assert p.returncode != 0 and "holds ids of tokenizer 'byte'" in p.stderr and "Traceback" not in p.stderr

@@ -1,6 +1,7 @@
 """Every command in the README runs as written, in order, in a fresh copy of the repository, so that the README
 cannot drift from the code. The slow ones run with a few settings added (fast(), which says which); experiments run
-as --dry_run (every arm's train.py command is built and checked); a multi-GPU launch is checked for its config."""
+as --dry_run (every arm's train.py command is built and checked); a multi-GPU launch is checked for its config, and
+a command on a Hugging Face checkpoint the user has (/models/...) for its settings."""
 import os
 import re
 import shlex
@@ -10,6 +11,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from conftest import REPO
+from experiments.common import resolve
 
 # A slow command gets a few settings added to fit the test suite; the rest runs as written.
 def fast(argv):
@@ -27,7 +29,7 @@ def fast(argv):
     return argv
 
 
-SKIP = re.compile(r"^(pip install|python -m pytest|torchrun .*nproc_per_node=8)")
+SKIP = re.compile(r"^(pip install|python -m pytest|torchrun .*nproc_per_node=8|.*/models/)")
 
 
 def readme_commands():
@@ -54,6 +56,8 @@ def test_every_readme_command_runs_as_written(tmp_path):
         if cmd.startswith("torchrun"):  # a cluster launch: its config exists and parses
             cfg = next(a for a in shlex.split(cmd) if a.startswith("config/"))
             compile(open(clone / cfg).read(), cfg, "exec")
+        if "/models/" in cmd and " train.py " in f" {cmd} ":  # a checkpoint the user has: its settings are valid
+            resolve(shlex.split(cmd)[2:])  # (tests/test_hf.py runs the same commands on a tiny folder)
     # two chains on the 2 cores, each in the README's order: the byte-level datasets and what uses them, and the
     # rest (the default corpus and the runs in out/); no command of one chain reads what the other writes
     cmds = [c for c in cmds if not SKIP.match(c)]
