@@ -82,9 +82,11 @@ def from_hf(path, n_layer=None):
         config = replace(config, n_layer=n_layer)
     weights = _weights(path)
     model = GPT(config)
-    state, loaded = model.state_dict(), set()
+    state, loaded, by_block = model.state_dict(), set(), {}
+    for k, get in weights.items():  # the weight names of each block (None: embeddings, final norm, head), once
+        by_block.setdefault(_block_of(k), {})[k] = get
     for i in [None] + list(range(config.n_layer)):  # the embeddings, final norm and head, then each block
-        part = {k: get() for k, get in weights.items() if _block_of(k) == i and "rotary_emb" not in k}
+        part = {k: get() for k, get in by_block.get(i, {}).items() if "rotary_emb" not in k}
         if config.arch == "gpt2":
             ours = _gpt2_from_hf_state(part, config, i)
             if i is None and not config.tie_embeddings:  # an untied GPT-2 saves its head as lm_head.weight
