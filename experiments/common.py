@@ -190,10 +190,12 @@ def run_arm(name, run_dir, argv, launcher, env=None, dry_run=False, log=print, s
     with open(record_path, "w") as f:
         json.dump(record, f, indent=2)
     t0 = time.time()
-    run_logged(cmd, run_dir, name, env=env)
-    record["wall_s"] += time.time() - t0  # kept across resumes
-    with open(record_path, "w") as f:
-        json.dump(record, f, indent=2)
+    try:
+        run_logged(cmd, run_dir, name, env=env)
+    finally:  # a part stopped by Ctrl-C or SIGTERM counts too: the next call resumes the run and adds its own
+        record["wall_s"] += time.time() - t0
+        with open(record_path, "w") as f:
+            json.dump(record, f, indent=2)
     if not is_done(run_dir, last):
         raise SystemExit(f"arm {name}: train.py ended without an evaluation at iter {last} (stopped by a signal?); "
                          f"see {run_dir}/train.log. Rerun the same command to resume it from its last checkpoint")
