@@ -472,7 +472,8 @@ def test_bimix_tilt_errors_name_the_fix(tiny_dataset, tmp_path):
 
 def test_a_stopped_driver_stops_its_train_py(tiny_dataset, tmp_path):
     """SIGTERM to an experiment script: its running train.py gets SIGTERM too (it writes a checkpoint and exits),
-    and the script exits non-zero, the minutes it ran recorded; nothing keeps training behind the user's back. Plain log lines say N/total."""
+    and the script exits non-zero, the minutes it ran recorded; nothing keeps training behind the user's back.
+    Plain log lines say N/total."""
     from test_reliability import _descendants
     out = tmp_path / "inh"
     p, log = start(script("inheritune", out, tiny_dataset, "reference", ["--max_iters=100000"]), tmp_path / "log")
